@@ -1,0 +1,122 @@
+// Cross-checks the schema cannot express, and normalization into a RackConfig:
+// unique names, volumes that fit their RAID group, LUN maps naming known volumes, portal ports,
+// CHAP secrets that differ, and the placement (offset) of every volume in its group.
+import type { ChapSecret } from '../target/iscsi/types';
+import {
+  ConfigError, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize, parsePortal, parseSize, PathSeg, RackConfig, RawChap, RawRack,
+  RaidGroupConfig, SourceMap, TargetConfig, VolumeConfig, VOLUME_ALIGN_BYTES,
+} from './config';
+import { raidCapacity } from './raid';
+
+const STRIPE_MIN_BYTES = 4096;
+const STRIPE_MAX_BYTES = 16 * 1024 * 1024;
+const DISK_ALIGN_BYTES = 1024 * 1024;
+const LDEVS_PER_DKC_MAX = 0x10000;
+
+type RawDkc = RawRack['dkcs'][number];
+
+export function crossCheck(raw: RawRack, src: SourceMap, name: string): { config: RackConfig; errors: ConfigError[] } {
+  const errors: ConfigError[] = [];
+  const err = (segs: PathSeg[], message: string) => errors.push(src.error(segs, message));
+  const dkcNames = new Map<string, number>();
+  const serials = new Map<number, number>();
+  const targetNames = new Map<string, string>();
+  const dkcs: DkcConfig[] = [];
+  raw.dkcs.forEach((d, i) => {
+    firstWins(dkcNames, d.name, i, (j) => err(['dkcs', i, 'name'], `duplicate DKC name ${d.name} (also dkcs[${j}])`));
+    firstWins(serials, d.serial, i, (j) => err(['dkcs', i, 'serial'], `duplicate serial ${d.serial} (also dkcs[${j}])`));
+    const raidGroups = checkRaidGroups(d, i, err);
+    const volumes = checkVolumes(d, i, raidGroups, err);
+    const targets = d.targets.map((t, k) => checkTarget(t, ['dkcs', i, 'targets', k], volumes, err));
+    targets.forEach((t, k) => {
+      const prev = targetNames.get(t.name);
+      if (prev) err(['dkcs', i, 'targets', k, 'name'], `duplicate target name ${t.name} (also ${prev})`);
+      else targetNames.set(t.name, `dkcs[${i}].targets[${k}]`);
+    });
+    dkcs.push({ name: d.name, serial: d.serial, raidGroups, volumes, targets });
+  });
+  const discoveryChap = raw.discovery?.chap ? checkChap(raw.discovery.chap, ['discovery', 'chap'], err) : undefined;
+  return { config: { file: src.file, name, dkcs, discoveryChap }, errors };
+}
+
+function checkRaidGroups(d: RawDkc, i: number, err: (s: PathSeg[], m: string) => void): RaidGroupConfig[] {
+  const names = new Map<string, number>();
+  return d.raidGroups.map((g, k) => {
+    const at: PathSeg[] = ['dkcs', i, 'raidGroups', k];
+    firstWins(names, g.name, k, (j) => err([...at, 'name'], `duplicate RAID group name ${g.name} (also raidGroups[${j}])`));
+    const stripeSizeBytes = g.stripeSize === undefined ? DEFAULT_STRIPE_BYTES : parseSize(g.stripeSize);
+    if (stripeSizeBytes < STRIPE_MIN_BYTES || stripeSizeBytes > STRIPE_MAX_BYTES || (stripeSizeBytes & (stripeSizeBytes - 1)) !== 0) {
+      err([...at, 'stripeSize'], 'must be a power of two from 4KiB to 16MiB');
+    }
+    const diskSizeBytes = parseSize(g.disks.size);
+    if (diskSizeBytes % DISK_ALIGN_BYTES !== 0) err([...at, 'disks', 'size'], 'must be a whole number of MiB');
+    if (g.disks.count < 2) err([...at, 'disks', 'count'], `RAID ${g.level} needs at least 2 disks`);
+    const capacityBytes = raidCapacity(g.level, g.disks.count, diskSizeBytes, stripeSizeBytes);
+    return { name: g.name, level: g.level, stripeSizeBytes, diskCount: g.disks.count, diskSizeBytes, capacityBytes };
+  });
+}
+
+function checkVolumes(d: RawDkc, i: number, groups: RaidGroupConfig[], err: (s: PathSeg[], m: string) => void): VolumeConfig[] {
+  const names = new Map<string, number>();
+  const used = new Map<string, { bytes: number; names: string[] }>();
+  if (d.volumes.length > LDEVS_PER_DKC_MAX) err(['dkcs', i, 'volumes'], `at most ${LDEVS_PER_DKC_MAX} volumes per DKC`);
+  return d.volumes.map((v, k) => {
+    const at: PathSeg[] = ['dkcs', i, 'volumes', k];
+    firstWins(names, v.name, k, (j) => err([...at, 'name'], `duplicate volume name ${v.name} (also volumes[${j}])`));
+    const blockSize = v.blockSize ?? 512;
+    const sizeBytes = parseSize(v.size);
+    if (sizeBytes % blockSize !== 0) err([...at, 'size'], `must be a whole number of ${blockSize}-byte blocks`);
+    const group = groups.find((g) => g.name === v.group);
+    const u = used.get(v.group) ?? { bytes: 0, names: [] };
+    const offsetBytes = alignUp(u.bytes, VOLUME_ALIGN_BYTES);
+    if (!group) {
+      err([...at, 'group'], `no RAID group named ${v.group} in dkcs[${i}] (have: ${groups.map((g) => g.name).join(', ')})`);
+    } else if (offsetBytes + sizeBytes > group.capacityBytes) {
+      const already = u.names.length ? `, ${formatSize(offsetBytes)} already used by ${u.names.join(', ')}` : '';
+      err([...at, 'size'], `${v.size} does not fit in RAID group ${group.name} (capacity ${formatSize(group.capacityBytes)}${already})`);
+    }
+    used.set(v.group, { bytes: offsetBytes + sizeBytes, names: [...u.names, v.name] });
+    return { name: v.name, ldev: k, group: v.group, sizeBytes, blockSize, blockCount: Math.floor(sizeBytes / blockSize), offsetBytes };
+  });
+}
+
+function checkTarget(
+  t: RawDkc['targets'][number],
+  at: PathSeg[],
+  volumes: VolumeConfig[],
+  err: (s: PathSeg[], m: string) => void,
+): TargetConfig {
+  const portals = t.portals.map((p, k) => {
+    const portal = parsePortal(p);
+    if (portal.port > 65535) err([...at, 'portals', k], 'port must be from 0 to 65535');
+    return portal;
+  });
+  const luns = new Map<number, number>();
+  const lunConfigs = t.luns.map((l, k) => {
+    firstWins(luns, l.lun, k, (j) => err([...at, 'luns', k, 'lun'], `duplicate LUN ${l.lun} (also luns[${j}])`));
+    const v = volumes.find((x) => x.name === l.volume);
+    if (!v) err([...at, 'luns', k, 'volume'], `no volume named ${l.volume} in this DKC (have: ${volumes.map((x) => x.name).join(', ')})`);
+    return {
+      lun: l.lun, volume: l.volume, ldev: v?.ldev ?? -1, readOnly: l.readOnly ?? false, removable: l.removable ?? false,
+      vendor: l.vendor, product: l.product, revision: l.revision,
+    };
+  });
+  const chap = t.chap ? checkChap(t.chap, [...at, 'chap'], err) : undefined;
+  return { name: t.name, alias: t.alias, portals, acl: t.acl ?? [], chap, luns: lunConfigs };
+}
+
+function checkChap(c: RawChap, at: PathSeg[], err: (s: PathSeg[], m: string) => void): ChapSecret {
+  // RFC 7143 12.1.3: the secrets for the two directions must differ.
+  if (c.mutual && c.mutual.secret === c.secret) err([...at, 'mutual', 'secret'], 'must differ from the initiator secret (RFC 7143 12.1.3)');
+  return { user: c.user, secret: c.secret, mutualUser: c.mutual?.user, mutualSecret: c.mutual?.secret };
+}
+
+function firstWins<K>(seen: Map<K, number>, key: K, index: number, onDuplicate: (first: number) => void): void {
+  const first = seen.get(key);
+  if (first === undefined) seen.set(key, index);
+  else onDuplicate(first);
+}
+
+function alignUp(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}

@@ -1,0 +1,105 @@
+// An emulated disk drive: a sparse file of a fixed capacity. Unwritten sectors take no space
+// and read as zeros. FUA writes are on stable storage (fdatasync) before they resolve;
+// flush() (SYNCHRONIZE CACHE) is an fsync. Concurrent syncs coalesce (group commit).
+import assert from 'node:assert';
+import { promises as fs } from 'node:fs';
+import { SyncCoalescer } from '../firmware/sync';
+
+export const SECTOR_BYTES = 512;
+
+export class FileDisk {
+  private readonly datasyncs: SyncCoalescer;
+  private readonly fsyncs: SyncCoalescer;
+
+  private constructor(readonly file: string, readonly sizeBytes: number, private readonly fh: fs.FileHandle) {
+    this.datasyncs = new SyncCoalescer(() => this.fh.datasync());
+    this.fsyncs = new SyncCoalescer(() => this.fh.sync());
+  }
+
+  /**
+   * Open a disk file. With create, a missing file is made as a sparse file of sizeBytes;
+   * an existing file of another size is refused (the data directory belongs to another layout).
+   */
+  static async open(file: string, sizeBytes: number, opts: { create: boolean }): Promise<FileDisk> {
+    assert(sizeBytes > 0 && sizeBytes % SECTOR_BYTES === 0, `disk size ${sizeBytes} is not whole sectors`);
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(file, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !opts.create) throw err;
+      fh = await fs.open(file, 'wx+');
+      await fh.truncate(sizeBytes);
+      await fh.sync();
+    }
+    const { size } = await fh.stat();
+    if (size !== sizeBytes) {
+      await fh.close();
+      throw new Error(`${file}: disk is ${size} bytes, the configuration says ${sizeBytes}`);
+    }
+    return new FileDisk(file, sizeBytes, fh);
+  }
+
+  /** Fill buf[bufOffset, +length) from the disk at offset: one pread (more only on a short read). */
+  async readInto(offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
+    this.check(offset, length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(buf, bufOffset + done, length - done, offset + done);
+      if (bytesRead === 0) throw new Error(`${this.file}: unexpected end of file at ${offset + done}`);
+      done += bytesRead;
+    }
+  }
+
+  /** Scatter read: buffers filled one after the other from offset (one preadv). */
+  async readv(offset: number, buffers: Buffer[], length: number): Promise<void> {
+    this.check(offset, length);
+    const { bytesRead } = await this.fh.readv(buffers, offset);
+    if (bytesRead < length) await this.finishVector(offset, buffers, bytesRead, 'read');
+  }
+
+  async write(offset: number, data: Buffer, dataOffset: number, length: number, fua: boolean): Promise<void> {
+    this.check(offset, length);
+    let done = 0;
+    while (done < length) {
+      const { bytesWritten } = await this.fh.write(data, dataOffset + done, length - done, offset + done);
+      done += bytesWritten;
+    }
+    if (fua) await this.datasyncs.sync();
+  }
+
+  /** Gather write: buffers written one after the other at offset (one pwritev). */
+  async writev(offset: number, buffers: Buffer[], length: number, fua: boolean): Promise<void> {
+    this.check(offset, length);
+    const { bytesWritten } = await this.fh.writev(buffers, offset);
+    if (bytesWritten < length) await this.finishVector(offset, buffers, bytesWritten, 'write');
+    if (fua) await this.datasyncs.sync();
+  }
+
+  async flush(): Promise<void> {
+    await this.fsyncs.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+
+  /** Finish a short vectored transfer buffer by buffer. */
+  private async finishVector(offset: number, buffers: Buffer[], done: number, kind: 'read' | 'write'): Promise<void> {
+    let pos = 0;
+    for (const b of buffers) {
+      const skip = Math.max(0, Math.min(b.length, done - pos));
+      if (skip < b.length) {
+        if (kind === 'read') await this.readInto(offset + pos + skip, b, skip, b.length - skip);
+        else await this.write(offset + pos + skip, b, skip, b.length - skip, false);
+      }
+      pos += b.length;
+    }
+  }
+
+  private check(offset: number, length: number): void {
+    assert(
+      offset % SECTOR_BYTES === 0 && length % SECTOR_BYTES === 0 && offset >= 0 && offset + length <= this.sizeBytes,
+      `${this.file}: I/O [${offset}, +${length}) is not whole sectors inside ${this.sizeBytes} bytes`,
+    );
+  }
+}

@@ -1,0 +1,152 @@
+// A rack built from a validated configuration: per DKC its disks (sparse files), RAID groups and
+// firmware; per target a SCSI target device; one iSCSI server for all targets.
+import type pino from 'pino';
+import { Dkc, DkcDefinition } from '../firmware/dkc';
+import type { RaidGroupDevice } from '../firmware/drive';
+import { DirStateStore } from '../firmware/state-store';
+import { IscsiServer } from '../target/iscsi/server';
+import type { Portal, TargetDefinition } from '../target/iscsi/types';
+import { ScsiTarget } from '../target/scsi/target';
+import type { LuDefinition } from '../target/scsi/types';
+import type { DkcConfig, RackConfig } from './config';
+import { FileDisk } from './disk';
+import { diskPath, ldevDir, lockDataDir, luStateDir, prepareDataDir } from './layout';
+import { createRaidGroup } from './raid';
+
+export interface RackOptions {
+  dataDir: string;
+  /** Overrides every target's portals. */
+  listen?: Portal;
+  log: pino.Logger;
+}
+
+/** Open (or create) one DKC's disks and RAID groups and load its firmware tables. */
+export async function openDkc(d: DkcConfig, dataDir: string, log: pino.Logger): Promise<Dkc> {
+  const groups: RaidGroupDevice[] = [];
+  try {
+    for (const g of d.raidGroups) {
+      const disks: FileDisk[] = [];
+      try {
+        for (let i = 0; i < g.diskCount; i++) {
+          disks.push(await FileDisk.open(diskPath(dataDir, d.name, g.name, i), g.diskSizeBytes, { create: true }));
+        }
+      } catch (err) {
+        await Promise.all(disks.map((x) => x.close()));
+        throw err;
+      }
+      groups.push(createRaidGroup(g.name, g.level, g.stripeSizeBytes, disks));
+    }
+    return await Dkc.open(dkcDefinition(d), groups, ldevDir(dataDir, d.name), log);
+  } catch (err) {
+    await Promise.all(groups.map((g) => g.close()));
+    throw err;
+  }
+}
+
+export function dkcDefinition(d: DkcConfig): DkcDefinition {
+  return {
+    name: d.name,
+    serial: d.serial,
+    raidGroups: d.raidGroups.map((g) => ({
+      name: g.name,
+      level: g.level,
+      stripeSizeBytes: g.stripeSizeBytes,
+      disks: Array.from({ length: g.diskCount }, (_x, i) => `${g.name}-${i}`),
+      diskSizeBytes: g.diskSizeBytes,
+      sizeBytes: g.capacityBytes,
+    })),
+    ldevs: d.volumes.map((v) => ({
+      number: v.ldev, name: v.name, group: v.group, offsetBytes: v.offsetBytes, blockSize: v.blockSize, blockCount: v.blockCount,
+    })),
+    lus: d.targets.flatMap((t) => t.luns.map((l) => ({ port: t.name, lun: l.lun, ldev: l.ldev }))),
+  };
+}
+
+export class Rack {
+  private server: IscsiServer | null = null;
+  private started = false;
+
+  private constructor(
+    readonly config: RackConfig,
+    readonly dataDir: string,
+    readonly dkcs: Dkc[],
+    readonly targets: TargetDefinition[],
+    private readonly log: pino.Logger,
+    private readonly unlock: () => Promise<void>,
+  ) {}
+
+  /** Lock and check the data directory, open every DKC, build the targets (not yet listening). */
+  static async open(config: RackConfig, opts: RackOptions): Promise<Rack> {
+    const log = opts.log.child({ rack: config.name });
+    const unlock = await lockDataDir(opts.dataDir);
+    const dkcs: Dkc[] = [];
+    try {
+      const fresh = await prepareDataDir(opts.dataDir, config);
+      log.info({ dataDir: opts.dataDir, fresh }, fresh ? 'data directory created' : 'data directory reopened');
+      for (const d of config.dkcs) dkcs.push(await openDkc(d, opts.dataDir, log));
+      const targets = config.dkcs.flatMap((d, i) => d.targets.map((t) => buildTarget(d, dkcs[i], t, opts, log)));
+      return new Rack(config, opts.dataDir, dkcs, targets, log, unlock);
+    } catch (err) {
+      await Promise.all(dkcs.map((d) => d.close()));
+      await unlock();
+      throw err;
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.server = new IscsiServer({ targets: this.targets, discoveryChap: this.config.discoveryChap }, this.log);
+    await this.server.start();
+    this.started = true;
+  }
+
+  addresses(): Portal[] {
+    return this.server ? this.server.addresses() : [];
+  }
+
+  dkc(name: string): Dkc {
+    const d = this.dkcs.find((x) => x.name === name);
+    if (!d) throw new Error(`no DKC ${name}`);
+    return d;
+  }
+
+  /** Stop accepting, close sessions, flush every DKC (data, then maps), release the directory. */
+  async stop(): Promise<void> {
+    if (this.server) {
+      await this.server.stop();
+      this.server = null;
+    }
+    this.started = false;
+    await Promise.all(this.dkcs.map((d) => d.close()));
+    await this.unlock();
+    this.log.info('rack stopped');
+  }
+}
+
+function buildTarget(d: DkcConfig, dkc: Dkc, t: DkcConfig['targets'][number], opts: RackOptions, log: pino.Logger): TargetDefinition {
+  const luns: LuDefinition[] = t.luns.map((l) => {
+    const volume = dkc.hostInterface.volume(t.name, l.lun);
+    if (!volume) throw new Error(`${d.name}: LU table has no entry for ${t.name} LUN ${l.lun}`);
+    return {
+      lun: l.lun,
+      kind: 'disk',
+      volume,
+      state: new DirStateStore(luStateDir(opts.dataDir, d.name, t.name, l.lun)),
+      readOnly: l.readOnly,
+      removable: l.removable,
+      vendor: l.vendor,
+      product: l.product,
+      revision: l.revision,
+    };
+  });
+  const device = new ScsiTarget({ name: t.name, luns, log: log.child({ target: t.name }) });
+  return {
+    name: t.name,
+    alias: t.alias,
+    tpgt: 1,
+    portals: opts.listen ? [opts.listen] : t.portals,
+    acl: t.acl,
+    chap: t.chap,
+    device,
+  };
+}

@@ -1,0 +1,129 @@
+// JSON schema of a rack YAML file (docs/config.md describes it for people).
+// `x-message` is our annotation: when a keyword under that schema fails, the error says this
+// instead of ajv's generic text ("must match pattern ...").
+
+export const SIZE_RE = /^([1-9][0-9]*)(B|KiB|MiB|GiB|TiB)$/;
+export const IQN_RE = /^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.:_-]+)?$/;
+export const EUI_RE = /^eui\.[0-9A-F]{16}$/;
+export const PORTAL_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
+const NAME_RE = '^[A-Za-z][A-Za-z0-9_-]{0,31}$';
+const ISCSI_NAME_MESSAGE = 'must be an iSCSI name like iqn.2026-11.dev.dkc-emu:dkc0.main (RFC 7143 4.2.7; lower case) or eui. and 16 hex digits';
+
+const size = { type: 'string', pattern: SIZE_RE.source, 'x-message': 'must be a size like 10GiB' };
+const name = { type: 'string', pattern: NAME_RE, 'x-message': 'must be a name of letters, digits, - and _ (at most 32, starting with a letter)' };
+const iscsiName = { type: 'string', pattern: `${IQN_RE.source}|${EUI_RE.source}`, 'x-message': ISCSI_NAME_MESSAGE };
+const chapSecret = { type: 'string', minLength: 12, maxLength: 16, 'x-message': 'must be a string of 12 to 16 characters' };
+const chapUser = { type: 'string', minLength: 1, maxLength: 255, 'x-message': 'must be a non-empty string' };
+const inquiryText = (max: number) => ({
+  type: 'string',
+  pattern: `^[\\x20-\\x7e]{1,${max}}$`,
+  'x-message': `must be 1 to ${max} printable ASCII characters`,
+});
+
+const chap = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['user', 'secret'],
+  properties: {
+    user: chapUser,
+    secret: chapSecret,
+    mutual: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['user', 'secret'],
+      properties: { user: chapUser, secret: chapSecret },
+    },
+  },
+};
+
+const raidGroup = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'level', 'disks'],
+  properties: {
+    name,
+    level: { enum: [0, 1], 'x-message': 'must be 0 or 1 (RAID levels 0 and 1 are emulated)' },
+    stripeSize: size,
+    disks: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['count', 'size'],
+      properties: {
+        count: { type: 'integer', minimum: 1, maximum: 32, 'x-message': 'must be a whole number of disks from 1 to 32' },
+        size,
+      },
+    },
+  },
+};
+
+const volume = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'group', 'size'],
+  properties: {
+    name,
+    group: name,
+    size,
+    blockSize: { enum: [512, 4096], 'x-message': 'must be 512 or 4096' },
+  },
+};
+
+const lun = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['lun', 'volume'],
+  properties: {
+    lun: { type: 'integer', minimum: 0, maximum: 16383, 'x-message': 'must be a LUN from 0 to 16383' },
+    volume: name,
+    readOnly: { type: 'boolean', 'x-message': 'must be true or false' },
+    removable: { type: 'boolean', 'x-message': 'must be true or false' },
+    vendor: inquiryText(8),
+    product: inquiryText(16),
+    revision: inquiryText(4),
+  },
+};
+
+const target = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'portals', 'luns'],
+  properties: {
+    name: iscsiName,
+    alias: { type: 'string', maxLength: 255, 'x-message': 'must be a string' },
+    portals: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', pattern: PORTAL_RE.source, 'x-message': 'must be HOST:PORT, e.g. 127.0.0.1:3260 or [::1]:3260' },
+    },
+    acl: { type: 'array', items: iscsiName },
+    chap,
+    luns: { type: 'array', items: lun },
+  },
+};
+
+const dkc = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'serial', 'raidGroups', 'volumes', 'targets'],
+  properties: {
+    name,
+    serial: { type: 'integer', minimum: 1, maximum: 0xffffffff, 'x-message': 'must be a whole number from 1 to 4294967295' },
+    raidGroups: { type: 'array', minItems: 1, items: raidGroup },
+    volumes: { type: 'array', items: volume },
+    targets: { type: 'array', items: target },
+  },
+};
+
+export const rackSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['dkcs'],
+  properties: {
+    dkcs: { type: 'array', minItems: 1, items: dkc },
+    discovery: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { chap },
+    },
+  },
+};

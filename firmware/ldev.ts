@@ -1,0 +1,146 @@
+// A logical device (LDEV): a thin volume carved from a RAID group at a fixed offset.
+// Blocks never written are not allocated and read as zeros; the allocation map (one bit per
+// block) says which blocks hold data. Write order for a block that becomes mapped:
+// data to the RAID group, then the map page, then the acknowledgement.
+import assert from 'node:assert';
+import { AllocationMap } from './allocation-map';
+import type { DriveInterface, RaidGroupDevice } from './drive';
+import { ldevId, ldevNaa, ldevSerial } from './identity';
+import type { LbaExtent, Volume, WriteOptions } from './volume';
+import { MediumError } from './volume';
+
+/** One row of the volume configuration information table (seed 003 claim 14). */
+export interface LdevDefinition {
+  number: number;
+  name: string;
+  /** RAID group the LDEV is arranged in. */
+  group: string;
+  /** Byte address of LBA 0 within the RAID group's logical space. */
+  offsetBytes: number;
+  blockSize: 512 | 4096;
+  blockCount: number;
+}
+
+export class Ldev implements Volume {
+  readonly id: string;
+  readonly blockSize: 512 | 4096;
+  readonly blockCount: number;
+  readonly naa: Buffer;
+  readonly serial: string;
+  private readonly offsetBytes: number;
+
+  constructor(
+    dkcName: string,
+    dkcSerial: number,
+    readonly def: LdevDefinition,
+    private readonly group: RaidGroupDevice,
+    private readonly drive: DriveInterface,
+    readonly map: AllocationMap,
+  ) {
+    assert(def.offsetBytes + def.blockCount * def.blockSize <= group.sizeBytes, `LDEV ${def.name} beyond RAID group ${group.name}`);
+    this.id = ldevId(dkcName, def.number);
+    this.blockSize = def.blockSize;
+    this.blockCount = def.blockCount;
+    this.naa = ldevNaa(dkcSerial, def.number);
+    this.serial = ldevSerial(dkcSerial, def.number);
+    this.offsetBytes = def.offsetBytes;
+  }
+
+  async read(lba: number, blocks: number): Promise<Buffer> {
+    this.checkRange(lba, blocks);
+    const bs = this.blockSize;
+    const end = lba + blocks;
+    const bm = this.map.bitmap;
+    const firstClear = bm.findNextClear(lba, end);
+    if (firstClear === end) {
+      // Fully mapped: one read of one contiguous run.
+      const buf = Buffer.allocUnsafe(blocks * bs);
+      await this.drive.readInto(this.group, this.offsetBytes + lba * bs, buf, 0, buf.length, lba);
+      return buf;
+    }
+    if (firstClear === lba && bm.findNextSet(lba, end) === end) return Buffer.alloc(blocks * bs);
+    return this.readMixed(lba, blocks);
+  }
+
+  /** Partly mapped: one read per mapped run, zeros for the unmapped runs. */
+  private async readMixed(lba: number, blocks: number): Promise<Buffer> {
+    const bs = this.blockSize;
+    const end = lba + blocks;
+    const bm = this.map.bitmap;
+    const buf = Buffer.allocUnsafe(blocks * bs);
+    const reads: Promise<void>[] = [];
+    let b = lba;
+    while (b < end) {
+      const mappedEnd = bm.findNextClear(b, end);
+      if (mappedEnd > b) {
+        reads.push(this.drive.readInto(this.group, this.offsetBytes + b * bs, buf, (b - lba) * bs, (mappedEnd - b) * bs, b));
+      }
+      if (mappedEnd === end) break;
+      const unmappedEnd = bm.findNextSet(mappedEnd, end);
+      buf.fill(0, (mappedEnd - lba) * bs, (unmappedEnd - lba) * bs);
+      b = unmappedEnd;
+    }
+    await Promise.all(reads);
+    return buf;
+  }
+
+  async write(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
+    const bs = this.blockSize;
+    assert(data.length % bs === 0, `write of ${data.length} bytes is not whole ${bs}-byte blocks`);
+    const blocks = data.length / bs;
+    this.checkRange(lba, blocks);
+    if (blocks === 0) return;
+    await this.drive.write(this.group, this.offsetBytes + lba * bs, data, data.length, opts.fua, lba);
+    const persisted = this.map.update(lba, blocks, true, opts.fua);
+    if (persisted) await this.mapWrite(persisted, lba);
+  }
+
+  async unmap(lba: number, blocks: number): Promise<void> {
+    this.checkRange(lba, blocks);
+    if (blocks === 0) return;
+    // The data stays in the disk file (no hole punching from Node); the map alone decides that
+    // these blocks read as zeros (LBPRZ=1).
+    const persisted = this.map.update(lba, blocks, false, false);
+    if (persisted) await this.mapWrite(persisted, lba);
+  }
+
+  async flush(): Promise<void> {
+    // Data before map: a map page must never reach stable storage ahead of the data it maps.
+    await this.drive.flush(this.group, 0);
+    await this.mapWrite(this.map.sync(), 0);
+  }
+
+  extent(lba: number, maxBlocks: number): LbaExtent {
+    this.checkRange(lba, 1);
+    const end = Math.min(this.blockCount, lba + Math.max(1, maxBlocks));
+    const bm = this.map.bitmap;
+    const mapped = bm.test(lba);
+    const runEnd = mapped ? bm.findNextClear(lba, end) : bm.findNextSet(lba, end);
+    return { mapped, blocks: runEnd - lba };
+  }
+
+  /** Blocks currently allocated (for status and tests). */
+  allocatedBlocks(): number {
+    return this.map.bitmap.count();
+  }
+
+  async close(): Promise<void> {
+    await this.map.close();
+  }
+
+  private async mapWrite(p: Promise<void>, lba: number): Promise<void> {
+    try {
+      await p;
+    } catch (err) {
+      throw new MediumError(lba, 'write', `allocation map update failed at LBA ${lba}: ${(err as Error).message}`);
+    }
+  }
+
+  // The target's dispatcher checks LBA ranges against blockCount; a request outside is a bug.
+  private checkRange(lba: number, blocks: number): void {
+    assert(
+      Number.isInteger(lba) && Number.isInteger(blocks) && lba >= 0 && blocks >= 0 && lba + blocks <= this.blockCount,
+      `${this.id}: LBA range [${lba}, +${blocks}) outside ${this.blockCount} blocks`,
+    );
+  }
+}
