@@ -1,65 +1,21 @@
 // A rack built from a validated configuration: per DKC its disks (sparse files), RAID groups and
 // firmware; per target a SCSI target device; one iSCSI server for all targets.
 import type pino from 'pino';
-import { Dkc, DkcDefinition } from '../firmware/dkc';
-import type { RaidGroupDevice } from '../firmware/drive';
+import type { Dkc } from '../firmware/dkc';
 import { DirStateStore } from '../firmware/state-store';
 import { IscsiServer } from '../target/iscsi/server';
 import type { Portal, TargetDefinition } from '../target/iscsi/types';
 import { ScsiTarget } from '../target/scsi/target';
 import type { LuDefinition } from '../target/scsi/types';
 import type { DkcConfig, RackConfig } from './config';
-import { FileDisk } from './disk';
-import { diskPath, ldevDir, lockDataDir, luStateDir, prepareDataDir } from './layout';
-import { createRaidGroup } from './raid';
+import { openDkc } from './build';
+import { lockDataDir, luStateDir, prepareDataDir } from './layout';
 
 export interface RackOptions {
   dataDir: string;
   /** Overrides every target's portals. */
   listen?: Portal;
   log: pino.Logger;
-}
-
-/** Open (or create) one DKC's disks and RAID groups and load its firmware tables. */
-export async function openDkc(d: DkcConfig, dataDir: string, log: pino.Logger): Promise<Dkc> {
-  const groups: RaidGroupDevice[] = [];
-  try {
-    for (const g of d.raidGroups) {
-      const disks: FileDisk[] = [];
-      try {
-        for (let i = 0; i < g.diskCount; i++) {
-          disks.push(await FileDisk.open(diskPath(dataDir, d.name, g.name, i), g.diskSizeBytes, { create: true }));
-        }
-      } catch (err) {
-        await Promise.all(disks.map((x) => x.close()));
-        throw err;
-      }
-      groups.push(createRaidGroup(g.name, g.level, g.stripeSizeBytes, disks));
-    }
-    return await Dkc.open(dkcDefinition(d), groups, ldevDir(dataDir, d.name), log);
-  } catch (err) {
-    await Promise.all(groups.map((g) => g.close()));
-    throw err;
-  }
-}
-
-export function dkcDefinition(d: DkcConfig): DkcDefinition {
-  return {
-    name: d.name,
-    serial: d.serial,
-    raidGroups: d.raidGroups.map((g) => ({
-      name: g.name,
-      level: g.level,
-      stripeSizeBytes: g.stripeSizeBytes,
-      disks: Array.from({ length: g.diskCount }, (_x, i) => `${g.name}-${i}`),
-      diskSizeBytes: g.diskSizeBytes,
-      sizeBytes: g.capacityBytes,
-    })),
-    ldevs: d.volumes.map((v) => ({
-      number: v.ldev, name: v.name, group: v.group, offsetBytes: v.offsetBytes, blockSize: v.blockSize, blockCount: v.blockCount,
-    })),
-    lus: d.targets.flatMap((t) => t.luns.map((l) => ({ port: t.name, lun: l.lun, ldev: l.ldev }))),
-  };
 }
 
 export class Rack {
