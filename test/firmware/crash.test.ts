@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { openDkc } from '../../emulator/build';
+import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
+import { crashConfig, SLOT_BLOCKS } from './fixtures/crash-plan';
+
+const CHILD = path.join(__dirname, 'fixtures', 'crash-writer.js');
+
+interface Outcome {
+  issued: Set<number>;
+  written: Map<number, { lba: number; blocks: number }>;
+  unmapping: Set<number>;
+  unmapped: Set<number>;
+  done: boolean;
+}
+
+/**
+ * Run the writer child and SIGKILL it once it has acknowledged killAfter writes: from here
+ * (some writes later), or by itself the instant it prints the killAfter-th acknowledgement.
+ */
+function runAndKill(dataDir: string, seed: number, killAfter: number, self: boolean): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const args = [CHILD, dataDir, String(seed), ...(self ? [String(killAfter)] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const out: Outcome = { issued: new Set(), written: new Map(), unmapping: new Set(), unmapped: new Set(), done: false };
+    let rest = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const [kind, slot, lba, blocks] = line.split(' ');
+        if (kind === 'I') out.issued.add(Number(slot));
+        else if (kind === 'W') out.written.set(Number(slot), { lba: Number(lba), blocks: Number(blocks) });
+        else if (kind === 'X') out.unmapping.add(Number(slot));
+        else if (kind === 'U') out.unmapped.add(Number(slot));
+        else if (kind === 'DONE') out.done = true;
+      }
+      if (out.written.size >= killAfter && child.exitCode === null) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (signal !== 'SIGKILL') reject(new Error(`writer ended with code ${code} signal ${signal} before the kill`));
+      else resolve(out);
+    });
+  });
+}
+
+describe('LDEV crash safety', () => {
+  const tmp = tmpDirs();
+  const seed = Number(process.env.SEED ?? 20261122);
+
+  for (const [n, self] of [[400, false], [250, true], [900, true]] as const) {
+    it(`kill -9 ${self ? 'right after' : 'soon after'} the ${n}th acknowledged write loses nothing acknowledged`, async function () {
+      this.timeout(60_000);
+      console.log(`      seed ${seed + n} (replay with SEED=${seed})`);
+      await killAndVerify(tmp.make('dkc-crash'), seed + n, n, self);
+    });
+  }
+});
+
+async function killAndVerify(dir: string, seed: number, killAfter: number, self: boolean): Promise<void> {
+  const out = await runAndKill(dir, seed, killAfter, self);
+  assert.ok(out.written.size >= killAfter && !out.done);
+  const dkc = await openDkc(crashConfig(), dir, silentLog);
+  try {
+    const v = dkc.ldevByName('vol');
+    let checkedData = 0;
+    let checkedZero = 0;
+    for (let slot = 0; slot < v.blockCount / SLOT_BLOCKS; slot++) {
+      const base = slot * SLOT_BLOCKS;
+      const w = out.written.get(slot);
+      if (!out.issued.has(slot) || out.unmapped.has(slot)) {
+        // Never written, or unmapped and acknowledged: the whole slot reads zeros.
+        assert.deepEqual(v.extent(base, SLOT_BLOCKS), { mapped: false, blocks: SLOT_BLOCKS }, `slot ${slot} should be unmapped`);
+        assert.ok((await v.read(base, SLOT_BLOCKS)).equals(Buffer.alloc(SLOT_BLOCKS * 512)), `slot ${slot} should read zeros`);
+        checkedZero++;
+      } else if (w) {
+        const got = await v.read(w.lba, w.blocks);
+        const want = pattern(512, w.lba, w.blocks, seed);
+        // If an unmap of this slot was in flight, a block may read data or zeros (unmapped).
+        const mayBeUnmapped = out.unmapping.has(slot);
+        for (let i = 0; i < w.blocks; i++) {
+          const b = got.subarray(i * 512, (i + 1) * 512);
+          const ok = b.equals(want.subarray(i * 512, (i + 1) * 512)) || (mayBeUnmapped && b.equals(Buffer.alloc(512)) && !v.extent(w.lba + i, 1).mapped);
+          assert.ok(ok, `slot ${slot} LBA ${w.lba + i}: acknowledged write lost`);
+        }
+        checkedData++;
+      }
+    }
+    assert.ok(checkedData >= killAfter * 0.7, `checked ${checkedData} written slots`);
+    assert.ok(checkedZero > 0);
+  } finally {
+    await dkc.close();
+  }
+}
