@@ -1,0 +1,34 @@
+// Runs every benchmark suite in turn and prints one line per case (npm run bench).
+// Benchmarks never run inside the test suite; results go to bench/RESULTS.md by hand.
+import Benchmark from 'benchmark';
+import { cdbSuite } from './cdb.bench';
+import { pduSuite } from './pdu.bench';
+
+const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite];
+
+function run(suite: Benchmark.Suite): Promise<void> {
+  return new Promise((resolve) => {
+    suite
+      .on('cycle', (e: Benchmark.Event) => {
+        const b = e.target as unknown as Benchmark;
+        const ops = (b.hz ?? 0).toLocaleString('en-US', { maximumFractionDigits: 0 });
+        const ns = ((b.stats?.mean ?? 0) * 1e9).toFixed(0);
+        console.log(`| ${suite.name} | ${b.name} | ${ops} | ${ns} | ±${(b.stats?.rme ?? 0).toFixed(2)}% | ${b.stats?.sample.length ?? 0} |`);
+      })
+      .on('complete', () => resolve())
+      .run({ async: false });
+  });
+}
+
+async function main(): Promise<void> {
+  const only = process.argv[2];
+  console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+  console.log('| suite | case | ops/s | ns/op | rme | samples |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+  for (const make of suites) {
+    const s = make();
+    if (only === undefined || s.name === only) await run(s);
+  }
+}
+
+void main();
