@@ -1,0 +1,71 @@
+'use strict';
+// Reads a rack YAML (configs/test.yaml) and prints, as shell assignments that keep any value
+// already set in the environment, the targets and LUNs the system part of scripts/test.sh uses
+// (the layout in scripts/README.md):
+//
+//   node scripts/test-layout.cjs configs/test.yaml
+//   [ -n "${TEST_IQN:-}" ] || TEST_IQN='iqn...'   (one line per value)
+//
+// main target: the first target without CHAP; in it, the 512-byte disk (neither removable nor
+// read-only), the 4096-byte disk, the removable LU and the read-only LU. CHAP target: the first
+// with chap and without chap.mutual; mutual target: the first with chap.mutual.
+// Prints only what it finds; exits 1 if the file cannot be read or parsed.
+const fs = require('node:fs');
+const YAML = require('yaml');
+
+function shq(s) {
+  return "'" + String(s).replace(/'/g, "'\\''") + "'";
+}
+
+function main(file) {
+  const rack = YAML.parse(fs.readFileSync(file, 'utf8')) || {};
+  const out = [];
+  const set = (name, value) => {
+    if (value !== undefined && value !== null) out.push(`[ -n "\${${name}:-}" ] || ${name}=${shq(value)}`);
+  };
+  const targets = [];
+  for (const dkc of rack.dkcs || []) {
+    const volumes = new Map((dkc.volumes || []).map((v) => [v.name, v]));
+    for (const t of dkc.targets || []) targets.push({ t, volumes });
+  }
+  const lunOf = (entry, pred) => {
+    for (const l of entry.t.luns || []) {
+      const v = entry.volumes.get(l.volume) || {};
+      if (pred(l, v)) return l.lun;
+    }
+    return undefined;
+  };
+  const main = targets.find((e) => !e.t.chap);
+  if (main) {
+    set('TEST_IQN', main.t.name);
+    const plain = (l) => !l.removable && !l.readOnly;
+    set('TEST_LUN_512', lunOf(main, (l, v) => plain(l) && (v.blockSize ?? 512) === 512));
+    set('TEST_LUN_4K', lunOf(main, (l, v) => plain(l) && v.blockSize === 4096));
+    set('TEST_LUN_REMOVABLE', lunOf(main, (l) => l.removable === true));
+    set('TEST_LUN_READONLY', lunOf(main, (l) => l.readOnly === true));
+  }
+  const chap = targets.find((e) => e.t.chap && !e.t.chap.mutual);
+  if (chap) {
+    set('TEST_CHAP_IQN', chap.t.name);
+    set('TEST_CHAP_LUN', lunOf(chap, () => true));
+    set('TEST_CHAP_USER', chap.t.chap.user);
+    set('TEST_CHAP_SECRET', chap.t.chap.secret);
+  }
+  const mutual = targets.find((e) => e.t.chap && e.t.chap.mutual);
+  if (mutual) {
+    set('TEST_MUTUAL_IQN', mutual.t.name);
+    set('TEST_MUTUAL_LUN', lunOf(mutual, () => true));
+    set('TEST_MUTUAL_USER', mutual.t.chap.user);
+    set('TEST_MUTUAL_SECRET', mutual.t.chap.secret);
+    set('TEST_MUTUAL_TARGET_USER', mutual.t.chap.mutual.user);
+    set('TEST_MUTUAL_TARGET_SECRET', mutual.t.chap.mutual.secret);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+try {
+  main(process.argv[2] || 'configs/test.yaml');
+} catch (err) {
+  process.stderr.write(`test-layout: ${err.message}\n`);
+  process.exit(1);
+}
