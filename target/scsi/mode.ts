@@ -89,7 +89,12 @@ export class ModeState {
     const def = findPage(code)!;
     switch (pc) {
       case PageControl.CURRENT: return this.current.get(code)!;
-      case PageControl.CHANGEABLE: return Buffer.from(def.changeable);
+      case PageControl.CHANGEABLE: {
+        const b = Buffer.from(def.changeable);
+        b[0] = def.defaults[0]; // page code and page length are reported as for any page
+        b[1] = def.defaults[1];
+        return b;
+      }
       case PageControl.DEFAULT: return Buffer.from(def.defaults);
       default: return this.saved.get(code) ?? Buffer.from(def.defaults);
     }
