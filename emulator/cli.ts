@@ -84,14 +84,18 @@ async function start(opts: { config: string; listen?: Portal; dataDir?: string; 
   process.stdout.write(`${describeRack(result.config, dataDir, rack.addresses())}\n`);
 }
 
-async function validate(file: string): Promise<void> {
-  const result = await loadConfig(file);
-  if (result.ok) {
-    process.stdout.write('OK\n');
-    return;
+async function validate(files: string[]): Promise<void> {
+  let failed = false;
+  for (const file of files) {
+    const result = await loadConfig(file);
+    if (result.ok) {
+      process.stdout.write(files.length === 1 ? 'OK\n' : `${file}: OK\n`);
+      continue;
+    }
+    failed = true;
+    for (const e of result.errors) process.stdout.write(`${e.toString()}\n`);
   }
-  for (const e of result.errors) process.stdout.write(`${e.toString()}\n`);
-  process.exit(1);
+  if (failed) process.exit(1);
 }
 
 export function program(): Command {
@@ -104,8 +108,8 @@ export function program(): Command {
     .option('--log-level <level>', `log level on stderr (${LOG_LEVELS.join(', ')})`, levelArg, 'info')
     .action(start);
   p.command('validate')
-    .description('check a rack YAML file; prints OK, or one error per line as FILE:LINE: KEY: message')
-    .argument('<file>', 'rack YAML file')
+    .description('check rack YAML files; prints OK, or one error per line as FILE:LINE: KEY: message (exit 1)')
+    .argument('<file...>', 'rack YAML file(s)')
     .action(validate);
   return p;
 }

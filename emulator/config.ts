@@ -182,8 +182,10 @@ function schemaError(e: ErrorObject, src: SourceMap): ConfigError {
     .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
   if (e.keyword === 'additionalProperties') {
     const key = (e.params as { additionalProperty: string }).additionalProperty;
-    const known = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {}).join(', ');
-    return src.error([...segs, key], `unknown key (expected one of: ${known})`, true);
+    const known = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
+    const near = known.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+    const hint = near ? `did you mean ${near}?` : `expected one of: ${known.join(', ')}`;
+    return src.error([...segs, key], `unknown key (${hint})`, true);
   }
   if (e.keyword === 'required') {
     const key = (e.params as { missingProperty: string }).missingProperty;
@@ -195,6 +197,19 @@ function schemaError(e: ErrorObject, src: SourceMap): ConfigError {
   }
   if (e.keyword === 'type' && (e.params as { type: string }).type === 'array') return src.error(segs, 'must be a list');
   return src.error(segs, typeof custom === 'string' ? custom : e.message ?? 'is invalid');
+}
+
+/** Levenshtein distance, for "did you mean" on short key names. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_x, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 function dedupe(errors: ConfigError[]): ConfigError[] {

@@ -1,5 +1,5 @@
 // Test helpers shared by test/firmware and test/emulator: temporary data dirs, a silent logger.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
@@ -46,4 +46,14 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+export const BROKEN_DIR = path.join(ROOT, 'test', 'emulator', 'configs', 'broken');
+
+/** The errors a broken config must produce, from its `# expect: LINE: KEY: message` header lines. */
+export function expectedErrors(file: string): string[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('# expect: '))
+    .map((l) => `${file}:${l.slice('# expect: '.length)}`);
 }
