@@ -154,17 +154,23 @@ export class Raid1Group extends RaidGroupBase {
     return diskSizeBytes;
   }
 
-  async readInto(offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
+  readInto(offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
     this.check(offset, length);
-    const n = this.disks.length;
     const first = this.nextReader;
-    this.nextReader = (first + 1) % n;
-    let firstError: unknown;
-    for (let i = 0; i < n; i++) {
+    this.nextReader = (first + 1) % this.disks.length;
+    return this.disks[first]
+      .readInto(offset, buf, bufOffset, length)
+      .catch((err: unknown) => this.readOthers(first, err, offset, buf, bufOffset, length));
+  }
+
+  /** The chosen mirror failed: the others may still have the data. */
+  private async readOthers(failed: number, firstError: unknown, offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
+    const n = this.disks.length;
+    for (let i = 1; i < n; i++) {
       try {
-        return await this.disks[(first + i) % n].readInto(offset, buf, bufOffset, length);
-      } catch (err) {
-        firstError ??= err; // the mirror may still have it
+        return await this.disks[(failed + i) % n].readInto(offset, buf, bufOffset, length);
+      } catch {
+        // keep trying; report the first failure
       }
     }
     throw firstError;

@@ -51,12 +51,10 @@ export class DriveInterface {
     return [...this.groups.values()];
   }
 
-  async readInto(g: RaidGroupDevice, offset: number, buf: Buffer, bufOffset: number, length: number, lba: number): Promise<void> {
-    try {
-      await g.readInto(offset, buf, bufOffset, length);
-    } catch (err) {
+  readInto(g: RaidGroupDevice, offset: number, buf: Buffer, bufOffset: number, length: number, lba: number): Promise<void> {
+    return g.readInto(offset, buf, bufOffset, length).catch((err: unknown) => {
       throw toMediumError(err, lba, 'read');
-    }
+    });
   }
 
   async write(g: RaidGroupDevice, offset: number, data: Buffer, length: number, fua: boolean, lba: number): Promise<void> {

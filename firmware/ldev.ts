@@ -46,7 +46,7 @@ export class Ldev implements Volume {
     this.offsetBytes = def.offsetBytes;
   }
 
-  async read(lba: number, blocks: number): Promise<Buffer> {
+  read(lba: number, blocks: number): Promise<Buffer> {
     this.checkRange(lba, blocks);
     const bs = this.blockSize;
     const end = lba + blocks;
@@ -55,10 +55,9 @@ export class Ldev implements Volume {
     if (firstClear === end) {
       // Fully mapped: one read of one contiguous run.
       const buf = Buffer.allocUnsafe(blocks * bs);
-      await this.drive.readInto(this.group, this.offsetBytes + lba * bs, buf, 0, buf.length, lba);
-      return buf;
+      return this.drive.readInto(this.group, this.offsetBytes + lba * bs, buf, 0, buf.length, lba).then(() => buf);
     }
-    if (firstClear === lba && bm.findNextSet(lba, end) === end) return Buffer.alloc(blocks * bs);
+    if (firstClear === lba && bm.findNextSet(lba, end) === end) return Promise.resolve(Buffer.alloc(blocks * bs));
     return this.readMixed(lba, blocks);
   }
 
