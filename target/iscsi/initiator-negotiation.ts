@@ -157,7 +157,7 @@ export class Negotiation {
   }
 
   private absorbOther(key: string, value: string): void {
-    if (/^X-|^X#/.test(key) || key.startsWith('Target') || key === 'AuthMethod' || key.startsWith('CHAP_')) {
+    if (key.startsWith('Target') || key === 'AuthMethod' || key.startsWith('CHAP_')) {
       this.declared[key] = value;
       return;
     }

@@ -74,6 +74,8 @@ export interface InitiatorOptions {
   /** Injectable for a simulated rack (the kernel's clock and generator). */
   timers?: { setTimeout: (fn: () => void, ms: number) => unknown; clearTimeout: (h: unknown) => void };
   randomBytes?: (n: number) => Buffer;
+  /** Log out when the target asks to (AsyncEvent 1); default true. */
+  logoutOnRequest?: boolean;
 }
 
 export interface LoginOptions {
@@ -133,7 +135,7 @@ export interface TargetRecord {
   addresses: Array<{ host: string; port: number; tpgt: number }>;
 }
 
-type TaskKind = 'scsi' | 'nop' | 'tmf' | 'text' | 'logout';
+export type TaskKind = 'scsi' | 'nop' | 'tmf' | 'text' | 'logout';
 
 interface Task {
   itt: number;
@@ -257,6 +259,11 @@ export class IscsiInitiator extends EventEmitter {
 
   get session(): { tsih: number; params: SessionParams | null; cmdSn: number; expCmdSn: number; maxCmdSn: number; expStatSn: number; queued: number; outstanding: number } {
     return { tsih: this.tsih, params: this.params, cmdSn: this.cmdSn, expCmdSn: this.expCmdSn, maxCmdSn: this.maxCmdSn, expStatSn: this.expStatSn, queued: this.queue.length, outstanding: this.tasks.size };
+  }
+
+  /** Tasks sent or queued, oldest first (for abortTask and for tests). */
+  outstandingTasks(): Array<{ itt: number; kind: TaskKind; lun: number; cmdSn: number | null }> {
+    return [...this.tasks.values()].map((t) => ({ itt: t.itt, kind: t.kind, lun: t.lun, cmdSn: t.cmdSn }));
   }
 
   /** Resolves when the connection has closed (at once if it already has). */
@@ -523,6 +530,10 @@ export class IscsiInitiator extends EventEmitter {
       this.log.info({ event: pdu.asyncEvent, vcode: pdu.asyncVCode }, 'async message');
       this.emit('async', pdu);
       // AsyncEvent 2/3: the target drops the connection or the session (RFC 7143 11.9.1).
+      // AsyncEvent 1: the target asks for a logout within Parameter3 seconds (RFC 7143 11.9.1).
+      if (pdu.asyncEvent === 1 && this.opts.logoutOnRequest !== false && this.state === 'full') {
+        this.logout().catch((e: Error) => this.log.debug({ err: e.message }, 'logout on request failed'));
+      }
       if (pdu.asyncEvent === 2 || pdu.asyncEvent === 3) this.fail(new InitiatorError('CONNECTION_CLOSED', `target async event ${pdu.asyncEvent}: dropping the connection`));
     });
   }
