@@ -98,7 +98,7 @@ function writeSameRow(name: string, size: 10 | 16): OpRow {
     // The number of blocks is checked against the capacity by the handler's own limits; the
     // dispatcher checks LBA + NUMBER OF LOGICAL BLOCKS through `length`.
     length: size === 10 ? [7, 2] : [10, 4],
-    dataOutBytes: (cdb, bs) => (decodeWriteSame(cdb, size).ndob ? 0 : bs),
+    dataOutBytes: (cdb, bs) => (decodeWriteSame(cdb, size).ndob ? 0 : bs), exactDataOut: 'iu',
     run: (ctx) => sbc.writeSame(ctx, size),
   };
 }
@@ -153,6 +153,9 @@ const rows: [number, OpEntry][] = [
   [Op.COMPARE_AND_WRITE, {
     name: 'COMPARE AND WRITE', cdbLength: 16, dir: 'out', lba: lba16, length: [13, 1], bits: { 1: 0x1a, 14: 0x3f },
     pr: 'write', writes: true, ...media, dataOutBytes: (cdb, bs) => 2 * cdb[13] * bs, run: sbc.compareAndWrite,
+    // libiscsi CompareAndWrite.Simple: 256 blocks wrap to NUMBER OF LOGICAL BLOCKS 0 with 256
+    // blocks of Data-Out, which must fail as INVALID FIELD IN CDB.
+    exactDataOut: { cdb: true, byte: 13, bit: 7 },
   }],
   [Op.WRITE_16, rw('WRITE(16)', 16, 'out', WRITE_FLAGS, sbc.write)],
   [Op.ORWRITE_16, rw('ORWRITE(16)', 16, 'out', WRITE_FLAGS, sbc.orWrite)],

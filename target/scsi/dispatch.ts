@@ -7,7 +7,7 @@ import type { Nexus, ScsiCommand, ScsiResponse } from './types';
 import type { LogicalUnit } from './lu';
 import { itKey } from './lu';
 import {
-  CheckCondition, ReservationConflict, Sense, Status, encodeSense, invalidCdbField,
+  CheckCondition, FieldPointer, ReservationConflict, Sense, Status, encodeSense, invalidCdbField,
 } from './sense';
 import { prConflict } from './pr';
 import { readField } from './cdb';
@@ -52,6 +52,12 @@ export interface OpRow {
   needsMedium?: boolean;
   /** DATA PROTECT / WRITE PROTECTED on a write-protected LU. */
   writes?: boolean;
+  /**
+   * The initiator's Expected Data Transfer Length must equal the Data-Out the CDB implies (WRITE
+   * SAME, COMPARE AND WRITE: a partial transfer cannot be carried out); a mismatch is blamed on
+   * this CDB field, or on the command information unit ('iu').
+   */
+  exactDataOut?: FieldPointer | 'iu';
   /** Data-Out bytes when not TRANSFER LENGTH x block size nor PARAMETER LIST LENGTH. */
   dataOutBytes?: (cdb: Buffer, blockSize: number) => number;
   /** Nominal and recommended timeouts reported by REPORT SUPPORTED OPERATION CODES (RCTD). */
@@ -96,8 +102,11 @@ export interface Ctx {
 
 /** SPC-4 7.7.3: the REPORT LUNS well-known logical unit. */
 export const WLUN_REPORT_LUNS = 0xc101;
-/** Block Limits VPD MAXIMUM TRANSFER LENGTH in bytes (divided by the block size per LU). */
-export const maxTransferBytes = 32 * 1024 * 1024;
+/**
+ * Block Limits VPD MAXIMUM TRANSFER LENGTH in bytes (divided by the block size per LU). Below the
+ * 16 MiB the iSCSI transport buffers for one write task, so every write we allow can arrive.
+ */
+export const maxTransferBytes = 8 * 1024 * 1024;
 
 export function maxTransferBlocks(blockSize: number): number {
   return maxTransferBytes / blockSize;
@@ -212,6 +221,10 @@ function prepare(info: TargetInfo, cmd: ScsiCommand, log: Logger): Prepared {
   if (lu) gate(row, lu, cmd.nexus, key);
   const { lba, blocks } = lbaRange(row, cdb, lu);
   const wanted = dataOutWanted(row, cdb, blocks, lu?.volume.blockSize ?? 512);
+  if (row.exactDataOut && wanted !== cmd.expectedLength) {
+    const e = row.exactDataOut;
+    throw e === 'iu' ? new CheckCondition(Sense.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT) : new CheckCondition(Sense.INVALID_FIELD_IN_CDB, { fieldPointer: e });
+  }
   const dataOut = (cmd.dataOut ?? Buffer.alloc(0)).subarray(0, wanted ?? 0);
   const ctx: Ctx = {
     cmd, cdb, nexus: cmd.nexus, key, luOrNull: lu, target: info, lba, blocks, dataOut, log,

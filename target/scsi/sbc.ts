@@ -225,7 +225,7 @@ export async function readCapacity16(ctx: Ctx): Promise<Buffer> {
   const b = Buffer.alloc(32);
   b.writeBigUInt64BE(BigInt(v.blockCount - 1), 0);
   b.writeUInt32BE(v.blockSize, 8);
-  b[13] = Math.log2(Math.max(1, BlockLimits.granularityBytes / v.blockSize)); // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+  // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 0: the volume maps and unmaps single blocks.
   b[14] = 0x80 | 0x40; // LBPME, LBPRZ
   return b;
 }

@@ -18,10 +18,15 @@ export const VpdPage = Object.freeze({
 /** Block limits advertised in VPD B0h; sbc.ts enforces the same numbers. */
 export const BlockLimits = Object.freeze({
   maxCompareAndWriteBlocks: 255,
-  maxUnmapLbaCount: 1 << 22,
+  /** libiscsi's Inquiry.BlockLimits calls more than 2^20 "insanely big". */
+  maxUnmapLbaCount: 1 << 20,
   maxUnmapDescriptors: 256,
-  maxWriteSameBlocks: 1 << 22,
-  /** Optimal granularity: 4 KiB expressed in blocks. */
+  /**
+   * What WRITE SAME(10) can express. Initiators (libiscsi WriteSame16.Unmap) first WRITE as many
+   * blocks as this allows, so it stays below the largest write the transport buffers.
+   */
+  maxWriteSameBlocks: 0xffff,
+  /** Optimal transfer length granularity: 4 KiB expressed in blocks. */
   granularityBytes: 4096,
   optimalTransferBytes: 1024 * 1024,
 });
@@ -87,7 +92,7 @@ function blockLimits(lu: LogicalUnit): Buffer {
   b.writeUInt32BE(maxTransferBlocks(bs), 12); // MAXIMUM PREFETCH LENGTH
   b.writeUInt32BE(L.maxUnmapLbaCount, 16);
   b.writeUInt32BE(L.maxUnmapDescriptors, 20);
-  b.writeUInt32BE(Math.max(1, L.granularityBytes / bs), 24);
+  b.writeUInt32BE(1, 24); // OPTIMAL UNMAP GRANULARITY: the volume deallocates single blocks
   b.writeUInt32BE(0x80000000, 28); // UGAVALID, alignment 0
   b.writeBigUInt64BE(BigInt(L.maxWriteSameBlocks), 32);
   return page(VpdPage.BLOCK_LIMITS, b);

@@ -63,7 +63,7 @@ export class Harness {
     cdb.copy(padded);
     return this.target.execute({
       nexus, lun: opts.lun ?? 0, cdb: padded, dataOut: opts.dataOut ?? null,
-      expectedLength: opts.expectedLength ?? opts.dataOut?.length ?? 65536, taskTag: 1, attribute: TaskAttribute.Simple,
+      expectedLength: opts.expectedLength ?? opts.dataOut?.length ?? 0, taskTag: 1, attribute: TaskAttribute.Simple,
     });
   }
 

@@ -81,7 +81,8 @@ describe('READ and WRITE', () => {
   it('more than MAXIMUM TRANSFER LENGTH -> INVALID FIELD IN CDB at TRANSFER LENGTH', async () => {
     const h2 = new Harness([{ blockCount: 200000 }]);
     const n = await h2.login();
-    checkCondition(await h2.run(n, cdb16(0x88, 0n, 65537)), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 10, bit: 7 } });
+    good(await h2.run(n, cdb16(0x88, 0n, 16384)));
+    checkCondition(await h2.run(n, cdb16(0x88, 0n, 16385)), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 10, bit: 7 } });
     h2.assertNoBugs();
   });
 
@@ -143,10 +144,10 @@ describe('READ CAPACITY', () => {
     checkCondition(await h.run(n, hex('25 00 00000001 0000 00 00')), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 2, bit: 7 } });
   });
 
-  it('READ CAPACITY(16): LBPME, LBPRZ, 4 KiB physical blocks; trimmed to ALLOCATION LENGTH', async () => {
+  it('READ CAPACITY(16): LBPME, LBPRZ, one logical block per physical block; trimmed to ALLOCATION LENGTH', async () => {
     const n = await h.login();
     const d = good(await h.run(n, hex('9e 10 0000000000000000 00000020 00 00')));
-    assert.deepStrictEqual(d, hex('00000000000003e7 00000200 00 03 c0 00 0000000000000000 0000000000000000'));
+    assert.deepStrictEqual(d, hex('00000000000003e7 00000200 00 00 c0 00 0000000000000000 0000000000000000'));
     assert.strictEqual(good(await h.run(n, hex('9e 10 0000000000000000 00000008 00 00'))).length, 8);
   });
 
@@ -294,6 +295,21 @@ describe('WRITE SAME', () => {
     checkCondition(await h.run(n, cdb16(0x93, 0n, 1, 0x18), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 1, bit: 4 } });
   });
 
+  it('Expected Data Transfer Length other than one block -> INVALID FIELD IN COMMAND INFORMATION UNIT', async () => {
+    const n = await h.login();
+    checkCondition(await h.run(n, cdb10(0x41, 0, 1, 0x08), { dataOut: Buffer.alloc(BS / 2) }), Sense.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
+    checkCondition(await h.run(n, cdb10(0x41, 0, 1, 0x08), { dataOut: Buffer.alloc(BS * 2) }), Sense.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
+    checkCondition(await h.run(n, cdb16(0x93, 0n, 1, 0x01), { expectedLength: BS }), Sense.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
+  });
+
+  it('more than MAXIMUM WRITE SAME LENGTH -> INVALID FIELD IN CDB', async () => {
+    const h2 = new Harness([{ blockCount: 70000 }]);
+    const n = await h2.login();
+    checkCondition(await h2.run(n, cdb16(0x93, 0n, 65536, 0x08), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 10, bit: 7 } });
+    good(await h2.run(n, cdb16(0x93, 0n, 65535, 0x08), { dataOut: Buffer.alloc(BS) }));
+    h2.assertNoBugs();
+  });
+
   it('beyond end -> LBA OUT OF RANGE, also with 0 blocks past the end', async () => {
     const n = await h.login();
     checkCondition(await h.run(n, cdb10(0x41, 4999, 2), { dataOut: Buffer.alloc(BS) }), Sense.LBA_OUT_OF_RANGE);
@@ -409,10 +425,18 @@ describe('COMPARE AND WRITE', () => {
     assert.deepStrictEqual(good(await h.run(n, read10(5, 2))), old);
   });
 
-  it('beyond end -> LBA OUT OF RANGE; more than 255 impossible, 0 blocks GOOD', async () => {
+  it('beyond end -> LBA OUT OF RANGE; 0 blocks without Data-Out GOOD', async () => {
     const n = await h.login();
     checkCondition(await h.run(n, caw(999n, 2), { dataOut: Buffer.alloc(4 * BS) }), Sense.LBA_OUT_OF_RANGE);
     good(await h.run(n, caw(0n, 0)));
+  });
+
+  it('Data-Out other than 2 x NUMBER OF LOGICAL BLOCKS (256 wrapped to 0) -> INVALID FIELD IN CDB byte 13', async () => {
+    const n = await h.login();
+    const fp = { fieldPointer: { cdb: true, byte: 13, bit: 7 } };
+    checkCondition(await h.run(n, caw(0n, 0), { dataOut: Buffer.alloc(512 * BS) }), Sense.INVALID_FIELD_IN_CDB, fp);
+    checkCondition(await h.run(n, caw(0n, 1), { dataOut: Buffer.alloc(4 * BS) }), Sense.INVALID_FIELD_IN_CDB, fp);
+    checkCondition(await h.run(n, caw(0n, 3), { dataOut: Buffer.alloc(4 * BS) }), Sense.INVALID_FIELD_IN_CDB, fp);
   });
 
   it('is atomic against a WRITE to the same range', async () => {

@@ -82,11 +82,13 @@ describe('INQUIRY', () => {
     assert.strictEqual(d.readUInt16BE(2), 0x3c);
     assert.strictEqual(d[4] & 1, 1); // WSNZ
     assert.strictEqual(d[5], 255);
-    assert.strictEqual(d.readUInt32BE(8), 65536); // 32 MiB / 512
-    assert.strictEqual(d.readUInt32BE(20), 1 << 22);
+    assert.strictEqual(d.readUInt16BE(6), 8); // 4 KiB optimal transfer length granularity
+    assert.strictEqual(d.readUInt32BE(8), 16384); // 8 MiB / 512
+    assert.strictEqual(d.readUInt32BE(20), 1 << 20);
     assert.strictEqual(d.readUInt32BE(24), 256);
-    assert.strictEqual(d.readUInt32BE(28), 8);
-    assert.strictEqual(d.readBigUInt64BE(36), BigInt(1 << 22));
+    assert.strictEqual(d.readUInt32BE(28), 1);
+    assert.strictEqual(d.readUInt32BE(32), 0x80000000);
+    assert.strictEqual(d.readBigUInt64BE(36), 0xffffn);
   });
 
   it('VPD B1h non-rotating, B2h LBPU/LBPWS/LBPWS10/LBPRZ thin', async () => {
