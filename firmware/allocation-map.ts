@@ -45,6 +45,8 @@ interface PageState {
   slot: 0 | 1;
   inflight: Promise<void> | null;
   queued: Promise<void> | null;
+  /** The last write of this page failed: RAM is ahead of disk until a write succeeds. */
+  failed: boolean;
 }
 
 export class AllocationMap {
@@ -120,7 +122,7 @@ export class AllocationMap {
     for (let p = 0; p < pageCount; p++) {
       const best = newestSlot(whole, p);
       if (best) whole.copy(storage, p * PAGE_PAYLOAD_BYTES, best.start + SLOT_HEADER_BYTES, best.start + SLOT_BYTES);
-      pages.push({ seq: best?.seq ?? 0, slot: best?.slot ?? 1, inflight: null, queued: null });
+      pages.push({ seq: best?.seq ?? 0, slot: best?.slot ?? 1, inflight: null, queued: null, failed: false });
     }
     // Bits past the end of the volume must stay clear (find/count rely on it).
     const tailBits = pageCount * PAGE_BITS - id.blockCount;
@@ -142,7 +144,7 @@ export class AllocationMap {
       const to = Math.min(end, (p + 1) * PAGE_BITS);
       const changed = value ? this.bitmap.set(from, to - from) : this.bitmap.clear(from, to - from);
       const st = this.pages[p];
-      const w = changed ? this.persistPage(p) : st.queued ?? st.inflight;
+      const w = changed || st.failed ? this.persistPage(p) : st.queued ?? st.inflight;
       if (w) waits.push(w);
     }
     if (!fua && waits.length === 0) return null;
@@ -184,10 +186,15 @@ export class AllocationMap {
     const buf = encodeSlot(p, seq, this.bitmap.bytes().subarray(p * PAGE_PAYLOAD_BYTES, (p + 1) * PAGE_PAYLOAD_BYTES));
     const run = async () => {
       try {
-        await this.fh.write(buf, 0, SLOT_BYTES, slotOffset(p, slot));
+        const { bytesWritten } = await this.fh.write(buf, 0, SLOT_BYTES, slotOffset(p, slot));
+        if (bytesWritten !== SLOT_BYTES) throw new Error(`${this.file}: short write of map page ${p} (${bytesWritten} bytes)`);
         st.seq = seq;
         st.slot = slot;
+        st.failed = false;
         this.writtenGen++;
+      } catch (err) {
+        st.failed = true;
+        throw err;
       } finally {
         st.inflight = null;
       }
