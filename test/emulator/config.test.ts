@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatSize, loadConfig, parseConfig, parseSize } from '../../emulator/config';
 import { BROKEN_DIR, expectedErrors, ROOT } from './helpers';
@@ -24,6 +24,14 @@ describe('rack config', () => {
         assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
       });
     }
+
+    it('the example in docs/config.md is valid', () => {
+      const md = readFileSync(path.join(ROOT, 'docs', 'config.md'), 'utf8');
+      const example = /```yaml\n([\s\S]*?)```/.exec(md)?.[1];
+      assert.ok(example, 'docs/config.md has a yaml example');
+      const r = parseConfig(example, 'docs/config.md');
+      assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+    });
 
     it('configs/test.yaml has the layout the system tests expect (scripts/README.md)', async () => {
       const r = await loadConfig(path.join(ROOT, 'configs/test.yaml'));
