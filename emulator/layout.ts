@@ -15,6 +15,8 @@ import { fsyncDir } from '../firmware/allocation-map';
 import type { RackConfig } from './config';
 
 const FORMAT = 'dkc-emu-layout/1';
+/** Take the lock, or take over a dead process's lock and try once more. */
+const LOCK_ATTEMPTS_MAX = 2;
 
 interface Layout {
   format: string;
@@ -119,7 +121,7 @@ export function compareLayouts(have: Layout, want: Layout, file: string): string
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   await fs.mkdir(dataDir, { recursive: true });
   const file = path.join(dataDir, 'lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
     try {
       await fs.writeFile(file, `${process.pid}\n`, { flag: 'wx' });
       return async () => {

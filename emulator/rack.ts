@@ -26,7 +26,7 @@ export class Rack {
     readonly config: RackConfig,
     readonly dataDir: string,
     readonly dkcs: Dkc[],
-    readonly targets: TargetDefinition[],
+    readonly targets: (TargetDefinition & { device: ScsiTarget })[],
     private readonly log: pino.Logger,
     private readonly unlock: () => Promise<void>,
   ) {}
@@ -51,6 +51,8 @@ export class Rack {
 
   async start(): Promise<void> {
     if (this.started) return;
+    // Persisted LU state (mode pages, APTPL reservations) is read now, so a bad file stops the start.
+    await Promise.all(this.targets.map((t) => t.device.load()));
     this.server = new IscsiServer({ targets: this.targets, discoveryChap: this.config.discoveryChap }, this.log);
     await this.server.start();
     this.started = true;
@@ -79,7 +81,9 @@ export class Rack {
   }
 }
 
-function buildTarget(d: DkcConfig, dkc: Dkc, t: DkcConfig['targets'][number], opts: RackOptions, log: pino.Logger): TargetDefinition {
+function buildTarget(
+  d: DkcConfig, dkc: Dkc, t: DkcConfig['targets'][number], opts: RackOptions, log: pino.Logger,
+): TargetDefinition & { device: ScsiTarget } {
   const luns: LuDefinition[] = t.luns.map((l) => {
     const volume = dkc.hostInterface.volume(t.name, l.lun);
     if (!volume) throw new Error(`${d.name}: LU table has no entry for ${t.name} LUN ${l.lun}`);
@@ -95,7 +99,7 @@ function buildTarget(d: DkcConfig, dkc: Dkc, t: DkcConfig['targets'][number], op
       revision: l.revision,
     };
   });
-  const device = new ScsiTarget({ name: t.name, luns, log: log.child({ target: t.name }) });
+  const device = new ScsiTarget({ name: t.name, luns, log });
   return {
     name: t.name,
     alias: t.alias,

@@ -68,41 +68,43 @@ describe('dkc start', () => {
     assert.match(r.stderr, /bad-size\.yaml:10: dkcs\[0\]\.volumes\[0\]\.size: must be a size like 10GiB/);
   });
 
-  it('serves configs/test.yaml: prints portal, targets and LUNs; SIGTERM stops it cleanly (exit 0)', async function () {
-    if (!existsSync(path.join(ROOT, 'dist', 'target', 'iscsi', 'server.js')) || !existsSync(path.join(ROOT, 'dist', 'target', 'scsi', 'target.js'))) {
-      this.skip(); // the iSCSI/SCSI target stack is not built in this tree yet
-    }
-    this.timeout(30_000);
-    const dataDir = tmp.make('dkc-start');
-    const child = spawn(process.execPath, [CLI, 'start', '--config', 'configs/test.yaml', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (c) => (stderr += c));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, sig) => resolve([code, sig])));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (c) => {
-        stdout += c;
-        if (/LUN 3 /.test(stdout) && /mutual/.test(stdout)) resolve();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`serves configs/test.yaml: prints portal, targets and LUNs; ${signal} stops it cleanly (exit 0)`, async function () {
+      if (!existsSync(path.join(ROOT, 'dist', 'target', 'iscsi', 'server.js')) || !existsSync(path.join(ROOT, 'dist', 'target', 'scsi', 'target.js'))) {
+        this.skip(); // the iSCSI/SCSI target stack is not built in this tree yet
+      }
+      this.timeout(30_000);
+      const dataDir = tmp.make('dkc-start');
+      const child = spawn(process.execPath, [CLI, 'start', '--config', 'configs/test.yaml', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-      child.on('close', () => reject(new Error(`exited early:\n${stdout}\n${stderr}`)));
-    });
-    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stdout)?.[1]);
-    assert.ok(port > 0, stdout);
-    assert.match(stdout, /target iqn\.2026-11\.dev\.dkc-emu:test\.main/);
-    assert.match(stdout, /LUN 1 +disk4k +256MiB +65536 x 4096 B/);
-    assert.match(stdout, /LUN 3 +readonly .* read-only/);
-    await new Promise<void>((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve();
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (c) => (stderr += c));
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, sig) => resolve([code, sig])));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (c) => {
+          stdout += c;
+          if (/LUN 3 /.test(stdout) && /mutual/.test(stdout)) resolve();
+        });
+        child.on('close', () => reject(new Error(`exited early:\n${stdout}\n${stderr}`)));
       });
-      s.on('error', reject);
+      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stdout)?.[1]);
+      assert.ok(port > 0, stdout);
+      assert.match(stdout, /target iqn\.2026-11\.dev\.dkc-emu:test\.main/);
+      assert.match(stdout, /LUN 1 +disk4k +256MiB +65536 x 4096 B/);
+      assert.match(stdout, /LUN 3 +readonly .* read-only/);
+      await new Promise<void>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve();
+        });
+        s.on('error', reject);
+      });
+      child.kill(signal);
+      assert.deepEqual(await exited, [0, null], stderr);
+      assert.ok(!existsSync(path.join(dataDir, 'lock')), 'the data directory lock is released');
     });
-    child.kill('SIGTERM');
-    assert.deepEqual(await exited, [0, null], stderr);
-    assert.ok(!existsSync(path.join(dataDir, 'lock')), 'the data directory lock is released');
-  });
+  }
 });

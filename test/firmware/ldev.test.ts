@@ -167,6 +167,31 @@ describe('LDEV (thin volume)', () => {
     dkc = await openDkc(dkcConfig(), dir, silentLog);
   });
 
+  it('FUA: the data write is FUA on the RAID group and the map is synced before the ack', async () => {
+    const v = dkc.ldevByName('small');
+    const g = dkc.drive.group('rg0');
+    const fuas: boolean[] = [];
+    const order: string[] = [];
+    const write = g.write.bind(g);
+    g.write = (o: number, d: Buffer, doff: number, l: number, fua: boolean) => {
+      fuas.push(fua);
+      return write(o, d, doff, l, fua).then(() => void order.push('data'));
+    };
+    const sync = v.map.sync.bind(v.map);
+    v.map.sync = () => sync().then(() => void order.push('map sync'));
+    try {
+      await v.write(0, pattern(512, 0, 4, 1), { fua: true });
+      order.push('ack');
+      await v.write(8, pattern(512, 8, 4, 1), { fua: false });
+      order.push('ack');
+      assert.deepEqual(fuas, [true, false]);
+      assert.deepEqual(order, ['data', 'map sync', 'ack', 'data', 'ack']);
+    } finally {
+      g.write = write;
+      v.map.sync = sync;
+    }
+  });
+
   it('flush makes disks and maps durable and keeps serving', async () => {
     const v = dkc.ldevByName('small');
     await v.write(7, pattern(512, 7, 1, 1), { fua: false });
