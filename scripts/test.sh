@@ -373,7 +373,8 @@ linux() {
     if grep -q '^INFO connection .*HeaderDigest=CRC32C DataDigest=CRC32C' "$log"; then
       echo "RESULT digests_negotiated PASS HeaderDigest=CRC32C DataDigest=CRC32C"; p=$((p + 1))
     else
-      echo "RESULT digests_negotiated FAIL $(grep '^INFO connection' "$log" | head -n 1)"; f=$((f + 1))
+      echo "RESULT digests_negotiated FAIL $(grep '^INFO connection' "$log" | head -n 1 | grep . || echo 'no connection line (login failed?)')"
+      f=$((f + 1))
     fi
   fi
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # e.g. run.sh usage or build error
@@ -399,31 +400,37 @@ run_linux() {
 }
 
 # ------------------------------------------------------------------ main
-want_system=0; [ "$TEST_ONLY" != unit ] && want_system=1
-if [ $want_system = 1 ]; then
-  say "packages"
-  ensure_packages || finish
-  if [ "${LINUX_INITIATOR:-1}" != 0 ]; then build_vm_image || LINUX_INITIATOR=0; fi
-fi
-if [ "${TEST_BUILD:-1}" != 0 ]; then run_build || finish; else note "build (tsc)" "not run (TEST_BUILD=0)"; fi
-[ "$TEST_ONLY" != system ] && run_unit
-if [ $want_system = 1 ]; then
-  t_sys=$SECONDS
-  resolve_layout
-  if [ -n "${TEST_TARGET_PORT:-}" ]; then
-    PORT="$TEST_TARGET_PORT"
-    say "system: using the target already listening on 127.0.0.1:$PORT (TEST_TARGET_PORT)"
-    listening "$PORT" || { echo "nothing listens on 127.0.0.1:$PORT"; part "target" 0 1 0; finish; }
-    ok=1
-  else
-    start_product && ok=1 || ok=0
+# (all in one function, called on the last line with exit: bash reads a script as it runs,
+# so an edit or a git checkout of this file during a run must not change what runs)
+main() {
+  want_system=0; [ "$TEST_ONLY" != unit ] && want_system=1
+  if [ $want_system = 1 ]; then
+    say "packages"
+    ensure_packages || finish
+    if [ "${LINUX_INITIATOR:-1}" != 0 ]; then build_vm_image || LINUX_INITIATOR=0; fi
   fi
-  if [ $ok = 1 ]; then
-    [ "${AUTH_TESTS:-1}" != 0 ] && run_auth
-    product_alive && [ "${CONFORMANCE:-1}" != 0 ] && run_conformance
-    product_alive && [ "${LINUX_INITIATOR:-1}" != 0 ] && run_linux
-    product_alive
+  if [ "${TEST_BUILD:-1}" != 0 ]; then run_build || finish; else note "build (tsc)" "not run (TEST_BUILD=0)"; fi
+  [ "$TEST_ONLY" != system ] && run_unit
+  if [ $want_system = 1 ]; then
+    local t_sys=$SECONDS ok
+    resolve_layout
+    if [ -n "${TEST_TARGET_PORT:-}" ]; then
+      PORT="$TEST_TARGET_PORT"
+      say "system: using the target already listening on 127.0.0.1:$PORT (TEST_TARGET_PORT)"
+      listening "$PORT" || { echo "nothing listens on 127.0.0.1:$PORT"; part "target" 0 1 0; finish; }
+      ok=1
+    else
+      start_product && ok=1 || ok=0
+    fi
+    if [ $ok = 1 ]; then
+      [ "${AUTH_TESTS:-1}" != 0 ] && run_auth
+      product_alive && [ "${CONFORMANCE:-1}" != 0 ] && run_conformance
+      product_alive && [ "${LINUX_INITIATOR:-1}" != 0 ] && run_linux
+      product_alive
+    fi
+    note "system total" "$((SECONDS - t_sys)) s"
   fi
-  note "system total" "$((SECONDS - t_sys)) s"
-fi
-finish
+  finish
+}
+
+main "$@"; exit $?
