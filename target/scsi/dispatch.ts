@@ -277,7 +277,7 @@ export async function dispatch(info: TargetInfo, cmd: ScsiCommand, log: Logger, 
 function failure(info: TargetInfo, cmd: ScsiCommand, e: unknown, wanted: number | undefined, log: Logger, onBug: (e: unknown) => void): ScsiResponse {
   const extra = wanted !== undefined ? { dataOutWanted: wanted } : {};
   if (e instanceof ReservationConflict) return { status: Status.RESERVATION_CONFLICT, ...extra };
-  const descriptor = info.luns.get(cmd.lun)?.descriptorSense ?? false;
+  const descriptor = info.luns.get(cmd.lun)?.descriptorSense(itKey(cmd.nexus)) ?? false;
   if (e instanceof MediumError) {
     // SBC-3 4.15: unrecovered errors, INFORMATION = the first LBA in error.
     const s = e.kind === 'read' ? Sense.UNRECOVERED_READ_ERROR : Sense.WRITE_ERROR;

@@ -74,8 +74,9 @@ export class LogicalUnit {
     return this.def.readOnly === true || this.mode.swp;
   }
 
-  get descriptorSense(): boolean {
-    return this.mode.dSense;
+  /** Sense data format for this I_T nexus (control mode page D_SENSE). */
+  descriptorSense(key: string): boolean {
+    return this.mode.dSense(key);
   }
 
   addUa(key: string, s: SenseCode): void {

@@ -33,10 +33,11 @@ const pages: readonly PageDef[] = Object.freeze([
     changeable: [0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
   },
   {
-    // SPC-4 7.5.8: D_SENSE (byte 2 bit 2) and SWP (byte 4 bit 3) changeable; QAM=1 unrestricted.
+    // SPC-4 7.5.8: only D_SENSE (byte 2 bit 2) is changeable; QAM=1 unrestricted. Write
+    // protection is the LU's configuration (LuDefinition.readOnly), so SWP stays 0.
     code: ModePage.CONTROL, name: 'control',
     defaults: [0x0a, 0x0a, 0x00, 0x10, 0x00, 0x00, 0, 0, 0xff, 0xff, 0, 0],
-    changeable: [0, 0, 0x04, 0, 0x08, 0, 0, 0, 0, 0, 0, 0],
+    changeable: [0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0],
   },
   {
     // SPC-4 7.5.11: DEXCPT=1 (no informational exception reporting) by default.
@@ -48,6 +49,13 @@ const pages: readonly PageDef[] = Object.freeze([
 
 const stateName = 'mode-pages';
 
+/**
+ * D_SENSE is kept per I_T nexus (SPC-4 6.11.1 lets a device server keep mode parameters per I_T
+ * nexus): the sense format is each initiator's own choice, and changing it is no business of the
+ * other nexuses (no MODE PARAMETERS CHANGED for them). Every other field is shared by the LU.
+ */
+const D_SENSE_BYTE = 2, D_SENSE_BIT = 0x04;
+
 function findPage(code: number): PageDef | undefined {
   return pages.find((p) => p.code === code);
 }
@@ -56,6 +64,8 @@ function findPage(code: number): PageDef | undefined {
 export class ModeState {
   private current = new Map<number, Buffer>();
   private saved = new Map<number, Buffer>();
+  /** D_SENSE per I_T nexus key; a nexus without an entry uses the shared (saved or default) bit. */
+  private readonly dSenseOf = new Map<string, boolean>();
 
   constructor(private readonly store: StateStore) {
     for (const p of pages) this.current.set(p.code, Buffer.from(p.defaults));
@@ -75,20 +85,29 @@ export class ModeState {
     }
   }
 
-  async save(): Promise<void> {
+  /** MODE SELECT with SP=1: the issuing nexus's current values become the saved ones. */
+  async save(key: string): Promise<void> {
     const doc: Record<string, string> = {};
     for (const p of pages) {
-      const b = this.page(p.code, PageControl.CURRENT);
+      const b = this.page(p.code, PageControl.CURRENT, key);
       this.saved.set(p.code, Buffer.from(b));
+      this.current.set(p.code, Buffer.from(b)); // nexuses without their own D_SENSE start from it
       doc[String(p.code)] = b.toString('hex');
     }
     await this.store.save(stateName, JSON.stringify(doc));
   }
 
-  page(code: number, pc: number): Buffer {
+  page(code: number, pc: number, key?: string): Buffer {
     const def = findPage(code)!;
     switch (pc) {
-      case PageControl.CURRENT: return this.current.get(code)!;
+      case PageControl.CURRENT: {
+        const b = Buffer.from(this.current.get(code)!);
+        const own = key === undefined ? undefined : this.dSenseOf.get(key);
+        if (code === ModePage.CONTROL && own !== undefined) {
+          b[D_SENSE_BYTE] = (b[D_SENSE_BYTE] & ~D_SENSE_BIT) | (own ? D_SENSE_BIT : 0);
+        }
+        return b;
+      }
       case PageControl.CHANGEABLE: {
         const b = Buffer.from(def.changeable);
         b[0] = def.defaults[0]; // page code and page length are reported as for any page
@@ -100,12 +119,26 @@ export class ModeState {
     }
   }
 
-  set(code: number, b: Buffer): void {
-    this.current.set(code, b);
+  /** Applies a validated page; returns whether a shared (not per-nexus) value changed. */
+  set(code: number, b: Buffer, key: string): boolean {
+    const shared = Buffer.from(b);
+    if (code === ModePage.CONTROL) {
+      this.dSenseOf.set(key, (b[D_SENSE_BYTE] & D_SENSE_BIT) !== 0);
+      const cur = this.current.get(code)!;
+      shared[D_SENSE_BYTE] = (shared[D_SENSE_BYTE] & ~D_SENSE_BIT) | (cur[D_SENSE_BYTE] & D_SENSE_BIT);
+    }
+    const changed = !shared.equals(this.current.get(code)!);
+    this.current.set(code, shared);
+    return changed;
   }
 
-  get dSense(): boolean {
-    return (this.current.get(ModePage.CONTROL)![2] & 0x04) !== 0;
+  /** The I_T nexus is gone: its own values go with it. */
+  forget(key: string): void {
+    this.dSenseOf.delete(key);
+  }
+
+  dSense(key: string): boolean {
+    return (this.page(ModePage.CONTROL, PageControl.CURRENT, key)[D_SENSE_BYTE] & D_SENSE_BIT) !== 0;
   }
 
   get swp(): boolean {
@@ -146,7 +179,7 @@ function selectPages(pageCode: number, subpageCode: number): PageDef[] {
 export async function modeSense(ctx: Ctx, size: 6 | 10): Promise<Buffer> {
   const c = decodeModeSense(ctx.cdb, size);
   const body = selectPages(c.pageCode, c.subpageCode).map((p) => {
-    const b = Buffer.from(ctx.lu.mode.page(p.code, c.pc));
+    const b = Buffer.from(ctx.lu.mode.page(p.code, c.pc, ctx.key));
     b[0] = (b[0] & 0x3f) | 0x80; // PS=1: every page can be saved
     return b;
   });
@@ -183,7 +216,7 @@ function checkPage(ctx: Ctx, list: Buffer, at: number): { code: number; value: B
   if (list[at + 1] !== def.defaults.length - 2) throw invalidParamField(at + 1, 7);
   const end = at + def.defaults.length;
   if (end > list.length) throw new CheckCondition(Sense.PARAMETER_LIST_LENGTH_ERROR);
-  const cur = ctx.lu.mode.page(def.code, PageControl.CURRENT);
+  const cur = ctx.lu.mode.page(def.code, PageControl.CURRENT, ctx.key);
   const value = Buffer.from(cur);
   for (let i = 2; i < def.defaults.length; i++) {
     const wrong = (list[at + i] ^ cur[i]) & ~def.changeable[i] & 0xff;
@@ -214,8 +247,9 @@ export async function modeSelect(ctx: Ctx, size: 6 | 10): Promise<void> {
     at = u.end;
   }
   const mode = ctx.lu.mode;
-  const changed = updates.some((u) => !u.value.equals(mode.page(u.code, PageControl.CURRENT)));
-  for (const u of updates) mode.set(u.code, u.value);
+  let changed = false;
+  for (const u of updates) changed = mode.set(u.code, u.value, ctx.key) || changed;
+  // SPC-4 6.9: shared parameters changed -> MODE PARAMETERS CHANGED for the other I_T nexuses.
   if (changed) ctx.lu.addUaAll(ctx.target.nexusKeys(), Sense.MODE_PARAMETERS_CHANGED, ctx.key);
-  if (c.sp) await mode.save();
+  if (c.sp) await mode.save(ctx.key);
 }

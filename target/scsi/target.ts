@@ -70,6 +70,7 @@ export class ScsiTarget implements ScsiTargetDevice {
     for (const lu of this.luns.values()) {
       if (lu.reservedBy === key) lu.reservedBy = null; // SPC-2 5.5.1: released on I_T nexus loss
       lu.preventers.delete(key);
+      lu.mode.forget(key);
       lu.clearUa(key);
     }
   }
@@ -92,13 +93,13 @@ export class ScsiTarget implements ScsiTargetDevice {
       case TmfFunction.LogicalUnitReset: {
         const lu = this.luns.get(lun);
         if (!lu) return TmfResponse.LunDoesNotExist;
-        this.resetLu(lu, Sense.BUS_DEVICE_RESET, key);
+        this.resetLu(lu, Sense.BUS_DEVICE_RESET);
         return TmfResponse.Complete;
       }
       case TmfFunction.TargetWarmReset:
       case TmfFunction.TargetColdReset: {
         const s = fn === TmfFunction.TargetColdReset ? Sense.POWER_ON_OCCURRED : Sense.BUS_DEVICE_RESET;
-        for (const lu of this.luns.values()) this.resetLu(lu, s, key);
+        for (const lu of this.luns.values()) this.resetLu(lu, s);
         return TmfResponse.Complete;
       }
       case TmfFunction.ClearAca:
@@ -107,11 +108,14 @@ export class ScsiTarget implements ScsiTargetDevice {
     }
   }
 
-  /** SAM-5 6.3.3 / SPC-2 5.5.1: a reset releases RESERVE reservations and medium-removal prevention. */
-  private resetLu(lu: LogicalUnit, s: SenseCode, issuer: string): void {
+  /**
+   * SAM-5 6.3.3 / SPC-2 5.5.1: a reset releases RESERVE reservations and medium-removal
+   * prevention, and every I_T nexus (the issuer's too: libiscsi MultipathIO.Reset) gets the UA.
+   */
+  private resetLu(lu: LogicalUnit, s: SenseCode): void {
     lu.reservedBy = null;
     lu.preventers.clear();
-    lu.addUaAll(this.info.nexusKeys(), s, issuer);
+    lu.addUaAll(this.info.nexusKeys(), s);
   }
 
   /** Adds an LU at run time; every nexus gets REPORTED LUNS DATA HAS CHANGED (SPC-4 6.33). */

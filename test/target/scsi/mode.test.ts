@@ -53,7 +53,8 @@ describe('MODE SENSE', () => {
 
   it('changeable values', async () => {
     const n = await h.login();
-    assert.deepStrictEqual(good(await h.run(n, ms6(0x0a, 1, true))).subarray(4), hex('8a 0a 04 00 08 00 0000 0000 0000'));
+    assert.deepStrictEqual(good(await h.run(n, ms6(0x0a, 1, true))).subarray(4), hex('8a 0a 04 00 00 00 0000 0000 0000'));
+    assert.deepStrictEqual(good(await h.run(n, ms6(0x08, 1, true))).subarray(4, 8), hex('88 12 04 00'));
   });
 
   it('unknown page -> INVALID FIELD IN CDB byte 2 bit 5; subpage -> byte 3', async () => {
@@ -84,20 +85,32 @@ describe('MODE SELECT', () => {
     assert.strictEqual(checkCondition(await h.run(n, hex('28 00 00001000 00 0001 00')), Sense.LBA_OUT_OF_RANGE).descriptor, false);
   });
 
-  it('other nexuses get MODE PARAMETERS CHANGED, the issuer does not', async () => {
+  it('a shared page change (WCE) -> MODE PARAMETERS CHANGED for other nexuses, not the issuer', async () => {
+    const a = await h.login('iqn.x:a');
+    const b = await h.login('iqn.x:b');
+    const page = hex('08 12 00 00 ffff 0000 ffff ffff 80 14 00 00 00 00 00 00');
+    good(await h.run(a, sel6(24), { dataOut: Buffer.concat([hex('00000000'), page]) }));
+    good(await h.run(a, hex('00 00 00 00 00 00')));
+    checkCondition(await h.run(b, hex('00 00 00 00 00 00')), Sense.MODE_PARAMETERS_CHANGED);
+    assert.strictEqual(good(await h.run(b, ms6(0x08, 0, true)))[6] & 0x04, 0);
+  });
+
+  it('D_SENSE is per I_T nexus: no unit attention, other nexuses keep fixed format', async () => {
     const a = await h.login('iqn.x:a');
     const b = await h.login('iqn.x:b');
     good(await h.run(a, sel6(16), { dataOut: controlList(true) }));
-    good(await h.run(a, hex('00 00 00 00 00 00')));
-    const d = checkCondition(await h.run(b, hex('00 00 00 00 00 00')), Sense.MODE_PARAMETERS_CHANGED);
-    assert.strictEqual(d.descriptor, true);
+    const oob = hex('28 00 00001000 00 0001 00');
+    assert.strictEqual(checkCondition(await h.run(b, oob), Sense.LBA_OUT_OF_RANGE).descriptor, false);
+    assert.strictEqual(checkCondition(await h.run(a, oob), Sense.LBA_OUT_OF_RANGE).descriptor, true);
+    assert.strictEqual(good(await h.run(b, ms6(0x0a, 0, true)))[6] & 0x04, 0);
+    h.target.nexusRemoved(a);
+    const a2 = await h.login('iqn.x:a');
+    assert.strictEqual(checkCondition(await h.run(a2, oob), Sense.LBA_OUT_OF_RANGE).descriptor, false);
   });
 
-  it('SWP=1 write-protects the LU and sets WP in the header', async () => {
+  it('SWP is not changeable (write protection is the LU configuration)', async () => {
     const n = await h.login();
-    good(await h.run(n, sel6(16), { dataOut: controlList(false, true) }));
-    checkCondition(await h.run(n, hex('2a 00 00000000 00 0001 00'), { dataOut: Buffer.alloc(512) }), Sense.WRITE_PROTECTED);
-    assert.strictEqual(good(await h.run(n, ms6(0x0a)))[2] & 0x80, 0x80);
+    checkCondition(await h.run(n, sel6(16), { dataOut: controlList(false, true) }), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cdb: false, byte: 8, bit: 3 } });
   });
 
   it('a non-changeable bit -> INVALID FIELD IN PARAMETER LIST with field pointer', async () => {

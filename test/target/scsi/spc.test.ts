@@ -357,12 +357,13 @@ describe('RESERVE(6) / RELEASE(6)', () => {
     good(await h.run(b, READ10));
   });
 
-  it('released by LOGICAL UNIT RESET, which raises BUS DEVICE RESET for other nexuses', async () => {
+  it('released by LOGICAL UNIT RESET, which raises BUS DEVICE RESET for every nexus', async () => {
     const a = await h.login('iqn.x:a');
     const b = await h.login('iqn.x:b');
     good(await h.run(a, RESERVE6));
     assert.strictEqual(h.target.taskManagement(TmfFunction.LogicalUnitReset, a, 0), TmfResponse.Complete);
-    good(await h.run(a, TUR)); // the issuer gets no unit attention
+    checkCondition(await h.run(a, TUR), Sense.BUS_DEVICE_RESET); // the issuer too (libiscsi MultipathIO.Reset)
+    good(await h.run(a, TUR));
     checkCondition(await h.run(b, READ10), Sense.BUS_DEVICE_RESET);
     good(await h.run(b, RESERVE6));
     assert.strictEqual(h.target.taskManagement(TmfFunction.LogicalUnitReset, a, 9), TmfResponse.LunDoesNotExist);
@@ -442,6 +443,7 @@ describe('START STOP UNIT and PREVENT ALLOW MEDIUM REMOVAL', () => {
     good(await h.run(c, PREVENT));
     checkCondition(await h.run(b, ssu(true, false)), Sense.MEDIUM_REMOVAL_PREVENTED);
     h.target.taskManagement(TmfFunction.TargetWarmReset, b, 0);
+    checkCondition(await h.run(b, ssu(true, false)), Sense.BUS_DEVICE_RESET);
     good(await h.run(b, ssu(true, false)));
     checkCondition(await h.run(c, TUR), Sense.BUS_DEVICE_RESET);
   });
