@@ -121,7 +121,8 @@ export class Negotiation {
         ['InitialR2T', yesNo(p.initialR2T)],
         ['ImmediateData', yesNo(p.immediateData)],
         ['MaxBurstLength', String(p.maxBurstLength)],
-        ['FirstBurstLength', String(p.firstBurstLength)],
+        // RFC 7143 13.14: FirstBurstLength must not exceed MaxBurstLength.
+        ['FirstBurstLength', String(Math.min(p.firstBurstLength, p.maxBurstLength))],
         ['DefaultTime2Wait', String(p.defaultTime2Wait)],
         ['DefaultTime2Retain', String(p.defaultTime2Retain)],
         ['MaxOutstandingR2T', String(p.maxOutstandingR2T)],

@@ -184,6 +184,8 @@ export class IscsiInitiator extends EventEmitter {
   private digests: DigestSettings = { header: false, data: false };
   private state: State = 'idle';
   private closeError: Error | null = null;
+  /** A Logout Response arrived: the close that follows is the clean end of the session. */
+  private loggedOut = false;
 
   private params: SessionParams | null = null;
   private tsih = 0;
@@ -274,7 +276,7 @@ export class IscsiInitiator extends EventEmitter {
 
   private fail(error: Error): void {
     if (this.state === 'closed') return;
-    const graceful = this.state === 'logout';
+    const graceful = this.loggedOut;
     this.state = 'closed';
     this.closeError = graceful ? null : error;
     this.socket?.destroy();
@@ -350,7 +352,10 @@ export class IscsiInitiator extends EventEmitter {
       case Opcode.NopIn: return this.onNopIn(pdu);
       case Opcode.TaskMgmtResponse: return this.onTmfResponse(pdu);
       case Opcode.TextResponse: return this.onTextResponse(pdu);
-      case Opcode.LogoutResponse: return this.onStatus(pdu, () => this.complete(pdu.itt, pdu));
+      case Opcode.LogoutResponse: return this.onStatus(pdu, () => {
+        if (this.tasks.get(pdu.itt)?.kind === 'logout' && pdu.response === 0) this.loggedOut = true;
+        this.complete(pdu.itt, pdu);
+      });
       case Opcode.AsyncMessage: return this.onAsync(pdu);
       case Opcode.Reject: return this.onReject(pdu);
       case Opcode.NopOut:
@@ -373,7 +378,9 @@ export class IscsiInitiator extends EventEmitter {
     if (this.state !== 'full' && this.state !== 'logout') {
       return this.fail(new InitiatorError('PROTOCOL', 'full feature PDU before login completed'));
     }
-    this.expStatSn = (pdu.statSn + 1) >>> 0;
+    // StatSN only moves forward (RFC 7143 4.2.2.2); an old one acknowledges nothing new.
+    const next = (pdu.statSn + 1) >>> 0;
+    if (!snLessThan(next, this.expStatSn)) this.expStatSn = next;
     this.updateWindow(pdu.expCmdSn, pdu.maxCmdSn);
     then();
   }
@@ -588,7 +595,11 @@ export class IscsiInitiator extends EventEmitter {
     if (task.immediate) {
       // Immediate PDUs carry the next CmdSN without taking it.
       task.cmdSn = this.cmdSn;
-      task.send(this.cmdSn);
+      try {
+        task.send(this.cmdSn);
+      } catch (e) {
+        this.finish(task, e as Error);
+      }
       return;
     }
     this.enqueue(task);
@@ -623,7 +634,7 @@ export class IscsiInitiator extends EventEmitter {
   private finish(task: Task, error: Error | null, value?: unknown): void {
     if (task.timer !== null) this.timers.clearTimeout(task.timer);
     task.timer = null;
-    this.tasks.delete(task.itt);
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
     const q = this.queue.indexOf(task);
     if (q >= 0) this.queue.splice(q, 1);
     if (error) task.reject(error);
@@ -784,7 +795,8 @@ export class IscsiInitiator extends EventEmitter {
     this.issue(task);
     const response = ((await done) as TaskMgmtResponse).response;
     if (response === 0 || (fn === 1 && response === 1)) {
-      const ended = before.filter((t) => tmfCovers(fn, lun, o.referencedTaskTag, t));
+      // Tasks that completed before the TMF response are not touched (their tag may be reused).
+      const ended = before.filter((t) => this.tasks.get(t.itt) === t && tmfCovers(fn, lun, o.referencedTaskTag, t));
       for (const t of ended) this.finish(t, new InitiatorError('ABORTED', `task 0x${t.itt.toString(16)} ended by task management function ${fn}`, { itt: t.itt }));
     }
     return response;
@@ -819,7 +831,8 @@ export class IscsiInitiator extends EventEmitter {
       itt: task.itt, cid: 0, cmdSn, expStatSn: this.expStatSn,
     }));
     this.issue(task);
-    this.state = 'logout';
+    // New requests are refused from here on; responses to those in flight still arrive.
+    if (this.state === 'full') this.state = 'logout';
     const pdu = (await done) as { response: number; time2Wait: number; time2Retain: number };
     this.socket?.end();
     return { response: pdu.response, time2Wait: pdu.time2Wait, time2Retain: pdu.time2Retain };
