@@ -3,6 +3,8 @@
 // flush() (SYNCHRONIZE CACHE) is an fsync. Concurrent syncs coalesce (group commit).
 import assert from 'node:assert';
 import { promises as fs, read as fsRead, write as fsWrite } from 'node:fs';
+import * as path from 'node:path';
+import { fsyncDir } from '../firmware/durable';
 import { SyncCoalescer } from '../firmware/sync';
 
 export const SECTOR_BYTES = 512;
@@ -30,6 +32,7 @@ export class FileDisk {
       fh = await fs.open(file, 'wx+');
       await fh.truncate(sizeBytes);
       await fh.sync();
+      await fsyncDir(path.dirname(file)); // the new name is durable too
     }
     const { size } = await fh.stat();
     if (size !== sizeBytes) {

@@ -11,7 +11,7 @@
 // or place) is refused with the first difference named.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir } from '../firmware/allocation-map';
+import { writeFileAtomic } from '../firmware/durable';
 import type { RackConfig } from './config';
 
 const FORMAT = 'dkc-emu-layout/1';
@@ -88,7 +88,7 @@ export async function prepareDataDir(dataDir: string, config: RackConfig): Promi
     if (diff) throw new Error(`data directory ${dataDir} does not match ${config.file}: ${diff}; use another --data-dir, or remove this one to start empty`);
   }
   await fs.mkdir(dataDir, { recursive: true });
-  await writeAtomic(manifest, JSON.stringify(want, null, 2) + '\n');
+  await writeFileAtomic(manifest, JSON.stringify(want, null, 2) + '\n');
   return text === undefined;
 }
 
@@ -144,17 +144,4 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  await fsyncDir(path.dirname(file));
 }

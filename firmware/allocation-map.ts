@@ -19,6 +19,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { Bitmap } from './bitmap';
+import { fsyncDir } from './durable';
 import { SyncCoalescer } from './sync';
 
 const HEADER_BYTES = 4096;
@@ -137,18 +138,31 @@ export class AllocationMap {
    * this request be acknowledged first.
    */
   update(start: number, count: number, value: boolean, fua: boolean): Promise<void> | null {
+    const first = Math.floor(start / PAGE_BITS);
+    const last = Math.floor((start + count - 1) / PAGE_BITS);
+    if (first === last) {
+      // Common case (any request under 16 MiB at 512-byte blocks, aligned): no array, and no
+      // promise at all when the bits were already persisted.
+      const w = this.updatePage(first, start, count, value);
+      if (!fua) return w;
+      return w ? w.then(() => this.sync()) : this.sync();
+    }
     const waits: Promise<void>[] = [];
-    const end = start + count;
-    for (let p = Math.floor(start / PAGE_BITS); p * PAGE_BITS < end; p++) {
+    for (let p = first; p <= last; p++) {
       const from = Math.max(start, p * PAGE_BITS);
-      const to = Math.min(end, (p + 1) * PAGE_BITS);
-      const changed = value ? this.bitmap.set(from, to - from) : this.bitmap.clear(from, to - from);
-      const st = this.pages[p];
-      const w = changed || st.failed ? this.persistPage(p) : st.queued ?? st.inflight;
+      const to = Math.min(start + count, (p + 1) * PAGE_BITS);
+      const w = this.updatePage(p, from, to - from, value);
       if (w) waits.push(w);
     }
     if (!fua && waits.length === 0) return null;
     return Promise.all(waits).then(() => (fua ? this.sync() : undefined));
+  }
+
+  /** Change bits within one page; the promise (if any) covers these bits reaching the file. */
+  private updatePage(p: number, from: number, count: number, value: boolean): Promise<void> | null {
+    const changed = value ? this.bitmap.set(from, count) : this.bitmap.clear(from, count);
+    const st = this.pages[p];
+    return changed || st.failed ? this.persistPage(p) : st.queued ?? st.inflight;
   }
 
   /** Every page write issued so far is on stable storage. */
@@ -265,15 +279,6 @@ function checkHeader(h: Buffer, file: string, want: AllocationMapIdentity): void
     if (have[key] !== want[key]) {
       throw new Error(`${file}: allocation map was made for ${key} ${have[key]}, the configuration says ${want[key]}`);
     }
-  }
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -3,7 +3,7 @@
 // Saves of the same name are serialized so two temp files never race for one name.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir } from './allocation-map';
+import { writeFileAtomic } from './durable';
 import type { StateStore } from './volume';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -36,16 +36,7 @@ export class DirStateStore implements StateStore {
 
   private async writeAtomic(file: string, text: string): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
-    const tmp = `${file}.tmp`;
-    const fh = await fs.open(tmp, 'w');
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, file);
-    await fsyncDir(this.dir);
+    await writeFileAtomic(file, text);
   }
 
   // Names come from target/ code, not from users: anything else is a bug.
