@@ -163,9 +163,13 @@ interface ScsiState {
 }
 
 const DEFAULT_NAME = 'iqn.2026-11.dev.dkc-emu:initiator';
-const LOGIN_ROUNDS_MAX = 16;
-const TEXT_ROUNDS_MAX = 64;
-const TEXT_BYTES_MAX = 1 << 20;
+/** Login Requests per stage (and C-bit continuations) before the login is given up. */
+export const loginRoundsMax = 16;
+/** Text Response PDUs and bytes in one text exchange. */
+export const textRoundsMax = 64;
+export const textBytesMax = 1 << 20;
+/** Default bound of commands waiting for the command window (InitiatorOptions.queuedCommandsMax). */
+export const queuedCommandsMax = 4096;
 
 type State = 'idle' | 'connected' | 'login' | 'full' | 'logout' | 'closed';
 
@@ -519,8 +523,8 @@ export class IscsiInitiator extends EventEmitter {
       if (task?.text === undefined) return this.unexpected(pdu);
       task.text.push(pdu.data);
       const total = task.text.reduce((n, b) => n + b.length, 0);
-      if (total > TEXT_BYTES_MAX || task.text.length > TEXT_ROUNDS_MAX) {
-        return this.finish(task, new InitiatorError('PROTOCOL', `text response longer than ${TEXT_BYTES_MAX} bytes or ${TEXT_ROUNDS_MAX} PDUs`));
+      if (total > textBytesMax || task.text.length > textRoundsMax) {
+        return this.finish(task, new InitiatorError('PROTOCOL', `text response longer than ${textBytesMax} bytes or ${textRoundsMax} PDUs`));
       }
       if (pdu.final && !pdu.continue) return this.finish(task, null, decodeText(Buffer.concat(task.text)));
       // RFC 7143 11.11.2: more to come; ask with an empty Text Request carrying the TTT.
@@ -606,7 +610,7 @@ export class IscsiInitiator extends EventEmitter {
   }
 
   private enqueue(task: Task): void {
-    if (this.queue.length >= (this.opts.queuedCommandsMax ?? 4096)) {
+    if (this.queue.length >= (this.opts.queuedCommandsMax ?? queuedCommandsMax)) {
       return this.finish(task, new InitiatorError('QUEUE_FULL', 'too many commands waiting for the command window'));
     }
     this.queue.push(task);
@@ -691,7 +695,7 @@ export class IscsiInitiator extends EventEmitter {
           this.expStatSn = (pdu.statSn + 1) >>> 0;
           if (pdu.statusClass !== 0) return reject(loginFailure(pdu));
           parts.push(pdu.data);
-          if (parts.length > LOGIN_ROUNDS_MAX) return reject(new InitiatorError('PROTOCOL', 'login response continues too long'));
+          if (parts.length > loginRoundsMax) return reject(new InitiatorError('PROTOCOL', 'login response continues too long'));
           if (pdu.continue) {
             // RFC 7143 11.13.4: ask for the rest with an empty request.
             this.loginWaiter = { onResponse, reject };
@@ -986,7 +990,7 @@ class LoginExchange {
     }
     for (let rounds = 0; !(r.pdu.transit && r.pdu.nsg === 1); rounds++) {
       if (r.pdu.transit && r.pdu.nsg === 3) throw new InitiatorError('PROTOCOL', 'target skipped operational negotiation');
-      if (rounds >= LOGIN_ROUNDS_MAX) throw new InitiatorError('PROTOCOL', 'security stage does not end');
+      if (rounds >= loginRoundsMax) throw new InitiatorError('PROTOCOL', 'security stage does not end');
       r = await this.step(0, true, []);
       collect(declared, r.pairs);
     }
@@ -1030,7 +1034,7 @@ class LoginExchange {
   private async operational(): Promise<{ tsih: number; params: SessionParams; declared: Record<string, string> }> {
     let pairs = this.negotiation.offer();
     for (let rounds = 0; ; rounds++) {
-      if (rounds >= LOGIN_ROUNDS_MAX) throw new InitiatorError('PROTOCOL', 'operational negotiation does not end');
+      if (rounds >= loginRoundsMax) throw new InitiatorError('PROTOCOL', 'operational negotiation does not end');
       const r = await this.step(1, true, pairs);
       if (this.pendingError) throw wrapNegotiation(this.pendingError);
       if (r.pdu.transit && r.pdu.nsg === 3) {

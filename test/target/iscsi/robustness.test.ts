@@ -228,10 +228,14 @@ describe('iSCSI target robustness (property-based)', function () {
 
   after(async () => {
     const errors = rig.internalErrors();
-    await healthy.stop();
-    assert.ok(healthy.ops > 20, `the healthy session made progress (${healthy.ops} write+read pairs)`);
-    for (const i of opened) i.close();
-    await rig.stop();
+    try {
+      await healthy.stop();
+      console.log(`      healthy session: ${healthy.ops} write+read pairs checked`);
+      assert.ok(healthy.ops > 20, `the healthy session made progress (${healthy.ops} write+read pairs)`);
+    } finally {
+      for (const i of opened) i.close();
+      await rig.stop();
+    }
     assert.deepStrictEqual(errors, [], 'no unexpected exception in the SCSI targets');
   });
 
@@ -264,6 +268,52 @@ describe('iSCSI target robustness (property-based)', function () {
       assert.equal(o.outcome, 'alive', `opcode 0x${op.toString(16)}`);
       assert.deepStrictEqual(rejects(o), [RejectReason.CommandNotSupported], `opcode 0x${op.toString(16)}`);
     }), { seed, numRuns: Math.round(200 * scale) });
+  });
+
+  it('a DataSegmentLength over MaxRecvDataSegmentLength closes the connection (RFC 7143 11.2.1.5, 13.12)', async () => {
+    await fc.assert(fc.asyncProperty(fc.nat(6), fc.integer({ min: 1, max: 0xffffff }), async (which, over) => {
+      const ini = await session();
+      const limit = ini.session.params!.maxRecvDataSegmentLength;
+      const wire = Buffer.concat(framePdu(validPdus(ini)[which], NO_DIGESTS));
+      wire.writeUIntBE(Math.min(0xffffff, limit + over), 5, 3);
+      const o = await abuse(ini, [wire.subarray(0, 48)], 3000);
+      checkReplies(o, 'DataSegmentLength');
+      assert.equal(o.outcome, 'closed');
+      ini.close();
+    }), { seed, numRuns: Math.round(40 * scale) });
+  });
+
+  it('a valid PDU split at any byte with pauses between the pieces is served as a whole', async () => {
+    const ini = await session();
+    await fc.assert(fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: 59 }), { minLength: 1, maxLength: 4 }), async (cuts) => {
+      const itt = ini.allocateItt();
+      const nop: Pdu = { opcode: Opcode.NopOut, immediate: true, final: true, ahs: E, data: Buffer.from('split ping'), itt, lun: encodeLun(0), ttt: 0xffffffff, ...ini.numbers };
+      const wire = Buffer.concat(framePdu(nop, NO_DIGESTS));
+      const answer = new Promise<Pdu>((resolve) => {
+        const on = (p: Pdu): void => { if (p.opcode === Opcode.NopIn && p.itt === itt) { ini.off('unexpected', on); resolve(p); } };
+        ini.on('unexpected', on);
+      });
+      let at = 0;
+      for (const cut of [...cuts].sort((a, b) => a - b)) {
+        ini.sendRaw(wire.subarray(at, cut));
+        at = cut;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      ini.sendRaw(wire.subarray(at));
+      const p = await answer;
+      assert.deepStrictEqual(p.data, Buffer.from('split ping'));
+    }), { seed, numRuns: Math.round(100 * scale) });
+    ini.close();
+  });
+
+  it('a truncated PDU and a closed socket leave the target serving', async () => {
+    await fc.assert(fc.asyncProperty(fc.nat(6), fc.integer({ min: 1, max: 200 }), async (which, keep) => {
+      const ini = await session();
+      const wire = Buffer.concat(framePdu(validPdus(ini)[which], NO_DIGESTS));
+      ini.sendRaw(wire.subarray(0, Math.min(keep, wire.length - 1)));
+      ini.close();
+    }), { seed, numRuns: Math.round(50 * scale) });
+    await assertServing();
   });
 
   /** A NOP-Out with ping data, sent with both digests and one bit of one digest flipped. */
