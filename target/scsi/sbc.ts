@@ -247,21 +247,23 @@ export async function readDefectData(ctx: Ctx, size: 10 | 12): Promise<Buffer> {
   return size === 10 ? Buffer.from([0, f, 0, 0]) : Buffer.from([0, f, 0, 0, 0, 0, 0, 0]);
 }
 
-const validPowerConditions = [0x0, 0x1, 0x2, 0x3, 0x5, 0x7, 0xa, 0xb];
-
-/** START STOP UNIT, SBC-3 5.25: LOEJ loads or ejects a removable medium; otherwise no effect. */
+/**
+ * START STOP UNIT, SBC-3 5.25: LOEJ loads or ejects a removable medium; otherwise no effect.
+ * Any POWER CONDITION is accepted and ignored (the volume has no power states; libiscsi
+ * StartStopUnit.PwrCnd expects GOOD for every value), and then START and LOEJ are ignored.
+ */
 export async function startStopUnit(ctx: Ctx): Promise<void> {
   const c = decodeStartStopUnit(ctx.cdb);
-  if (!validPowerConditions.includes(c.powerCondition)) throw invalidCdbField(4, 7);
-  if (c.powerCondition !== 0 || !c.loej) return; // SBC-3 5.25: START and LOEJ ignored
+  if (c.powerCondition !== 0 || !c.loej) return;
   const lu = ctx.lu;
   if (!lu.def.removable) throw invalidCdbField(4, 1);
+  // SBC-3 5.25: while removal is prevented, LOEJ=1 fails whether it loads or ejects.
+  if (lu.preventers.size > 0) throw new CheckCondition(Sense.MEDIUM_REMOVAL_PREVENTED);
   if (c.start) {
     if (!lu.mediumPresent) lu.addUaAll(ctx.target.nexusKeys(), Sense.MEDIUM_MAY_HAVE_CHANGED, ctx.key);
     lu.mediumPresent = true;
     return;
   }
-  if (lu.preventers.size > 0) throw new CheckCondition(Sense.MEDIUM_REMOVAL_PREVENTED);
   if (!c.noFlush && lu.mediumPresent) await lu.volume.flush();
   lu.mediumPresent = false;
 }

@@ -411,9 +411,10 @@ describe('START STOP UNIT and PREVENT ALLOW MEDIUM REMOVAL', () => {
     const n = await h.login();
     good(await h.run(n, ssu(false, false)));
     good(await h.run(n, TUR));
-    good(await h.run(n, ssu(true, false, 1)));
-    good(await h.run(n, TUR));
-    checkCondition(await h.run(n, ssu(false, false, 4)), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 4, bit: 7 } });
+    for (let pc = 1; pc < 16; pc++) {
+      good(await h.run(n, ssu(true, false, pc)));
+      good(await h.run(n, TUR));
+    }
   });
 
   it('LOEJ on a non-removable LU -> INVALID FIELD IN CDB byte 4 bit 1', async () => {
@@ -428,6 +429,10 @@ describe('START STOP UNIT and PREVENT ALLOW MEDIUM REMOVAL', () => {
     good(await h.run(n, TUR));
     good(await h.run(n, ALLOW));
     good(await h.run(n, ssu(true, false)));
+    good(await h.run(n, PREVENT));
+    checkCondition(await h.run(n, ssu(true, true)), Sense.MEDIUM_REMOVAL_PREVENTED); // loading too
+    checkCondition(await h.run(n, TUR), Sense.MEDIUM_NOT_PRESENT);
+    good(await h.run(n, ALLOW));
     good(await h.run(n, ssu(true, true)));
   });
 
