@@ -1,7 +1,7 @@
 // Full feature phase (RFC 7143 4.2): commands through the CmdSN window, Data-Out and R2T,
 // Data-In and status, NOP, Text, Logout, SNACK and Reject. Task management is in tmf.ts.
 import type { Connection } from './connection';
-import { encodeFixedSense, Sense, SenseKey, Status } from '../scsi/sense';
+import { encodeFixedSense, Sense, SenseCode, SenseKey, Status } from '../scsi/sense';
 import { TaskAttribute, type ScsiCommand, type ScsiResponse } from '../scsi/types';
 import {
   DataOut, decodeLun, encodeBhs, encodeLun, InitiatorPdu, LogoutRequest, NopOut, Opcode, Pdu, PduError, RejectReason, RESERVED_TAG,
@@ -28,6 +28,7 @@ const EMPTY = Buffer.alloc(0);
 export const TransportSense = Object.freeze({
   DATA_PHASE_ERROR: Object.freeze({ key: SenseKey.ABORTED_COMMAND, asc: 0x4b, ascq: 0x00, name: 'DATA_PHASE_ERROR' }),
   DATA_OFFSET_ERROR: Object.freeze({ key: SenseKey.ABORTED_COMMAND, asc: 0x4b, ascq: 0x05, name: 'DATA_OFFSET_ERROR' }),
+  PROTOCOL_SERVICE_CRC_ERROR: Object.freeze({ key: SenseKey.ABORTED_COMMAND, asc: 0x47, ascq: 0x05, name: 'PROTOCOL_SERVICE_CRC_ERROR' }),
 });
 
 type Ordered = ScsiCommandPdu | TaskMgmtRequest | TextRequest | LogoutRequest | NopOut;
@@ -53,8 +54,12 @@ export class FullFeaturePhase extends PhaseHandler {
 
   protected refuse(bhs: Buffer | undefined, why: string, error?: PduError): void {
     this.reject(bhs ?? Buffer.alloc(48), error?.reason ?? RejectReason.ProtocolError, why);
-    // RFC 7143 7.8 at ERL0: a lost data PDU (digest error) can only be recovered by a new session.
-    if (error?.reason === RejectReason.DataDigestError) this.conn.drop('data digest error');
+    // RFC 7143 7.8: a non-data PDU with a digest error is discarded and the initiator retries;
+    // a lost Data-Out cannot be asked for again at ERL0, so its task ends with CHECK CONDITION.
+    if (error?.reason === RejectReason.DataDigestError && bhs !== undefined && (bhs[0] & 0x3f) === Opcode.DataOut) {
+      const task = this.session.tasks.get(bhs.readUInt32BE(16));
+      if (task !== undefined && task.owner === this) this.failData(task, TransportSense.PROTOCOL_SERVICE_CRC_ERROR);
+    }
   }
 
   reject(bhs: Buffer, reason: RejectReason, why: string): void {
@@ -77,11 +82,17 @@ export class FullFeaturePhase extends PhaseHandler {
    */
   private dataError(p: DataOut, why: string, task?: Task): void {
     this.rejectPdu(p, RejectReason.ProtocolError, why);
-    if (task === undefined || task.state !== 'data') return;
+    if (task === undefined) return;
+    this.failData(task, why.startsWith('Buffer Offset') ? TransportSense.DATA_OFFSET_ERROR : TransportSense.DATA_PHASE_ERROR);
+  }
+
+  /** Ends a task still gathering data with CHECK CONDITION; its later Data-Out is dropped. */
+  private failData(task: Task, sense: SenseCode): void {
+    if (task.state !== 'data') return;
     this.rememberEnded(task.itt);
     task.r2ts.clear();
     task.unsolicitedOpen = false;
-    task.refusal = why.startsWith('Buffer Offset') ? TransportSense.DATA_OFFSET_ERROR : TransportSense.DATA_PHASE_ERROR;
+    task.refusal = sense;
     this.ready(task);
   }
 

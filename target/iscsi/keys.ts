@@ -263,7 +263,8 @@ export class Negotiation {
     if (def.by === 'target') return 'Reject';
     if (def.numeric !== undefined) {
       const n = parseNumber(value);
-      if (n === undefined || n < def.numeric.min || n > def.numeric.max) return 'Reject';
+      // A declaration is not negotiated: an inadmissible one leaves nothing to answer with.
+      if (n === undefined || n < def.numeric.min || n > def.numeric.max) throw new NegotiationFailure(0x00, `${key}=${value} is out of range`);
       if (key === 'MaxRecvDataSegmentLength') this.connection.initiatorMaxRecvDataSegmentLength = n;
     }
     return undefined;

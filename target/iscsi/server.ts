@@ -12,6 +12,8 @@ import type { IscsiServerOptions, Portal, TargetDefinition } from './types';
 
 /** How long stop() lets commands in the device finish before it drops the connections. */
 export const stopDrainMs = 5_000;
+/** How long stop() waits for initiators to log out after the Async Message asking them to. */
+export const stopLogoutWaitMs = 3_000;
 /** Connections accepted at once across all portals; more are refused at accept time. */
 export const connectionsMax = 1024;
 
@@ -94,23 +96,30 @@ export class IscsiServer implements ServerContext {
     session.connection?.close(reason);
   }
 
-  /** Stops listening; asks initiators to log out, lets commands finish (bounded), then closes all. */
+  /**
+   * Stops listening, asks every normal session to log out (RFC 7143 11.9.1 AsyncEvent 1), waits
+   * for them to go (bounded by stopLogoutWaitMs), lets commands in the device finish (bounded by
+   * stopDrainMs), then closes whatever is left.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+    // net.Server.close() calls back only once every accepted socket is gone: await it last.
+    const closed = this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r())));
     this.listeners.length = 0;
-    const drains: Array<Promise<void>> = [];
-    for (const c of this.connections) {
-      if (c.phase instanceof FullFeaturePhase) {
-        const ffp = c.phase;
-        if (ffp.session.kind === 'Normal') ffp.requestLogout(0);
-        drains.push(ffp.drainThen(() => undefined));
-      }
-    }
+    const phases = [...this.connections].map((c) => c.phase).filter((p): p is FullFeaturePhase => p instanceof FullFeaturePhase);
+    for (const ffp of phases) if (ffp.session.kind === 'Normal') ffp.requestLogout(Math.ceil(stopLogoutWaitMs / 1000));
+    await this.until(() => [...this.connections].every((c) => !(c.phase instanceof FullFeaturePhase) || c.phase.session.kind !== 'Normal'), stopLogoutWaitMs);
+    const drains = phases.filter((f) => !f.conn.closed).map((f) => f.drainThen(() => undefined));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(drains), new Promise((r) => { timer = setTimeout(r, stopDrainMs); })]);
     if (timer !== undefined) clearTimeout(timer);
     for (const s of this.sessions.all()) this.endSession(s, 'target stopped');
     for (const c of [...this.connections]) c.drop('target stopped');
+    await Promise.all(closed);
+  }
+
+  private async until(done: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 }
