@@ -12,6 +12,8 @@ const STRIPE_MIN_BYTES = 4096;
 const STRIPE_MAX_BYTES = 16 * 1024 * 1024;
 const DISK_ALIGN_BYTES = 1024 * 1024;
 const LDEVS_PER_DKC_MAX = 0x10000;
+/** The allocation bitmap lives in RAM: 2^31 blocks is a 256 MiB bitmap. */
+const VOLUME_BLOCKS_MAX = 2 ** 31;
 
 type RawDkc = RawRack['dkcs'][number];
 
@@ -66,6 +68,9 @@ function checkVolumes(d: RawDkc, i: number, groups: RaidGroupConfig[], err: (s: 
     const blockSize = v.blockSize ?? 512;
     const sizeBytes = parseSize(v.size);
     if (sizeBytes % blockSize !== 0) err([...at, 'size'], `must be a whole number of ${blockSize}-byte blocks`);
+    if (sizeBytes / blockSize > VOLUME_BLOCKS_MAX) {
+      err([...at, 'size'], `must be at most ${formatSize(VOLUME_BLOCKS_MAX * blockSize)} with ${blockSize}-byte blocks (2^31 blocks)`);
+    }
     const group = groups.find((g) => g.name === v.group);
     const u = used.get(v.group) ?? { bytes: 0, names: [] };
     const offsetBytes = alignUp(u.bytes, VOLUME_ALIGN_BYTES);
