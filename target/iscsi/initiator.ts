@@ -12,7 +12,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { DigestSettings, framePdu, LOGIN_DATA_SEGMENT_LENGTH, PduReader, ReadResult } from './framing';
 import {
-  assertNever, AsyncMessage, DataIn, encodeLun, LoginResponse, NopIn, Opcode, Pdu, R2t, Reject, RESERVED_TAG,
+  assertNever, AsyncMessage, pad4, DataIn, encodeLun, LoginResponse, NopIn, Opcode, Pdu, R2t, Reject, RESERVED_TAG,
   ScsiCommandPdu, ScsiResponsePdu, snLessThan, TargetPdu, TaskMgmtResponse, TextResponse,
 } from './pdu';
 import { decodeText, encodeText, TextPairs } from './text';
@@ -97,7 +97,7 @@ export interface LoginResult {
 
 export interface CommandRequest {
   lun: number;
-  /** Up to 16 bytes (longer CDBs need an AHS, not supported here). */
+  /** Up to 16 bytes in the BHS; longer CDBs (up to 260 bytes) go in an Extended CDB AHS. */
   cdb: Buffer;
   /** Write-direction data; its length is the Expected Data Transfer Length unless expectedLength says otherwise. */
   dataOut?: Buffer;
@@ -215,6 +215,29 @@ export class IscsiInitiator extends EventEmitter {
   }
 
   // ---- connection
+
+  /**
+   * Connects and logs in, following login redirections (status 0101/0102, RFC 7143 11.13.5)
+   * up to redirectsMax times. Each attempt is a new initiator with the same options and ISID.
+   */
+  static async open(host: string, port: number, login: LoginOptions, opts: InitiatorOptions = {}): Promise<IscsiInitiator> {
+    const rnd = opts.randomBytes ?? cryptoRandomBytes;
+    const isid = opts.isid ?? Buffer.concat([Buffer.from([0x80]), rnd(3), Buffer.from([0, 0])]);
+    let at = { host, port };
+    for (let redirects = 0; ; redirects++) {
+      const ini = new IscsiInitiator({ ...opts, isid });
+      await ini.connect(at.host, at.port);
+      try {
+        await ini.login(login);
+        return ini;
+      } catch (e) {
+        const to = e instanceof InitiatorError && e.detail.statusClass === 1 ? parseTargetAddress(String(e.detail.targetAddress ?? '')) : null;
+        if (to === null || redirects >= redirectsMax) throw e;
+        ini.log.info({ from: `${at.host}:${at.port}`, to: `${to.host}:${to.port}` }, 'login redirected');
+        at = to;
+      }
+    }
+  }
 
   /** Opens a TCP connection to a portal. */
   connect(host: string, port: number): Promise<void> {
@@ -744,7 +767,7 @@ export class IscsiInitiator extends EventEmitter {
 
   /** Any SCSI command; resolves with the status, whatever it is. */
   command(req: CommandRequest): Promise<CommandResult> {
-    if (req.cdb.length > 16) return Promise.reject(new RangeError('CDBs over 16 bytes need an extended CDB AHS'));
+    if (req.cdb.length > CDB_LENGTH_MAX) return Promise.reject(new RangeError(`CDB of ${req.cdb.length} bytes, over ${CDB_LENGTH_MAX}`));
     const dataOut = req.dataOut ?? null;
     const expectedLength = req.expectedLength ?? dataOut?.length ?? 0;
     const { task, done } = this.newTask('scsi', req.lun, req.immediate ?? false, this.timeoutOf(req.timeoutMs), (cmdSn) => this.sendCommand(task, req, cmdSn));
@@ -765,7 +788,7 @@ export class IscsiInitiator extends EventEmitter {
     const pdu: ScsiCommandPdu = {
       opcode: Opcode.ScsiCommand, immediate: task.immediate, final: unsolicitedEnd <= immediateLength,
       read: out === null && st.expectedLength > 0, write: out !== null, attr: req.taskAttribute ?? 0,
-      ahs: EMPTY, data: out === null ? EMPTY : out.subarray(0, immediateLength), itt: task.itt, lun: encodeLun(req.lun),
+      ahs: extendedCdbAhs(req.cdb), data: out === null ? EMPTY : out.subarray(0, immediateLength), itt: task.itt, lun: encodeLun(req.lun),
       expectedDataTransferLength: st.expectedLength, cmdSn, expStatSn: this.expStatSn, cdb: padCdb(req.cdb),
     };
     this.sendPdu(pdu);
@@ -902,7 +925,22 @@ export class IscsiInitiator extends EventEmitter {
 
 const EMPTY = Buffer.alloc(0);
 
+/** RFC 7143 11.3.5: 16 CDB bytes in the BHS, the rest in an AHS; the AHS length field is 16 bits but the AHS fits in 1020 bytes. */
+export const CDB_LENGTH_MAX = 260;
+
+/** RFC 7143 11.2.2: Extended CDB AHS (type 1): AHSLength = extra bytes + 1 reserved byte, padded to 4. */
+function extendedCdbAhs(cdb: Buffer): Buffer {
+  if (cdb.length <= 16) return EMPTY;
+  const extra = cdb.length - 16;
+  const ahs = Buffer.alloc(pad4(4 + extra));
+  ahs.writeUInt16BE(extra + 1, 0);
+  ahs[2] = 1;
+  cdb.copy(ahs, 4, 16);
+  return ahs;
+}
+
 function padCdb(cdb: Buffer): Buffer {
+  if (cdb.length > 16) return cdb.subarray(0, 16);
   if (cdb.length === 16) return cdb;
   const b = Buffer.alloc(16);
   cdb.copy(b);
@@ -928,14 +966,26 @@ function loginFailure(pdu: LoginResponse): InitiatorError {
     { statusClass: pdu.statusClass, statusDetail: pdu.statusDetail, targetAddress });
 }
 
+/** Login redirections followed by IscsiInitiator.open() before it gives up. */
+export const redirectsMax = 4;
+
+/** RFC 7143 13.8: TargetAddress=domainname[:port][,portal-group-tag]; IPv6 in brackets. */
+export function parseTargetAddress(v: string): { host: string; port: number; tpgt: number } | null {
+  const m = /^(\[[^\]]+\]|[^:,\[\]]+)(?::(\d{1,5}))?(?:,(\d{1,5}))?$/.exec(v);
+  if (m === null) return null;
+  const port = Number(m[2] ?? 3260);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1].replace(/^\[|\]$/g, ''), port, tpgt: Number(m[3] ?? 1) };
+}
+
 /** SendTargets answer: TargetName= then its TargetAddress=host:port,tpgt lines. */
 export function parseSendTargets(pairs: TextPairs): TargetRecord[] {
   const out: TargetRecord[] = [];
   for (const [k, v] of pairs) {
     if (k === 'TargetName') out.push({ name: v, addresses: [] });
     else if (k === 'TargetAddress' && out.length > 0) {
-      const m = /^(\[[^\]]+\]|[^:,]+)(?::(\d+))?(?:,(\d+))?$/.exec(v);
-      if (m) out[out.length - 1].addresses.push({ host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2] ?? 3260), tpgt: Number(m[3] ?? 1) });
+      const a = parseTargetAddress(v);
+      if (a !== null) out[out.length - 1].addresses.push(a);
     }
   }
   return out;

@@ -16,6 +16,8 @@ export interface PeerOptions {
   maxRecvDataSegmentLength?: number;
   initialR2T?: boolean;
   immediateData?: boolean;
+  /** Answer every login with "target moved temporarily" (0101) to this TargetAddress. */
+  redirectTo?: string;
 }
 
 export class ScriptedTarget {
@@ -85,7 +87,19 @@ export class ScriptedTarget {
     this.send({ opcode: Opcode.NopIn, immediate: false, final: true, ahs: E, data: p.data, itt: p.itt, lun: p.lun, ttt: RESERVED_TAG, ...this.numbers(true) });
   }
 
+  /** Login Requests seen (a test may count attempts). */
+  logins = 0;
+
   private login(p: LoginRequest): void {
+    this.logins++;
+    if (this.o.redirectTo !== undefined) {
+      this.send({
+        opcode: Opcode.LoginResponse, immediate: false, final: false, transit: false, continue: false, csg: p.csg, nsg: 0,
+        versionMax: 0, versionActive: 0, isid: p.isid, tsih: 0, ahs: E, data: encodeText([['TargetAddress', this.o.redirectTo]]),
+        itt: p.itt, ...this.numbers(true), statusClass: 1, statusDetail: 1,
+      });
+      return;
+    }
     const keys = decodeText(p.data);
     const answers: TextPairs = [];
     if (p.csg === 0) answers.push(['AuthMethod', 'None']);

@@ -316,6 +316,17 @@ describe('iSCSI initiator', () => {
         assert.equal(ini.session.queued, 0);
       });
 
+      it('a 32-byte CDB travels in an Extended CDB AHS: the target answers with a status, not a Reject', async () => {
+        const ini = await rig.open();
+        await settle(ini);
+        const cdb = Buffer.alloc(32);
+        cdb[0] = 0x7f; // VARIABLE LENGTH CDB
+        cdb[7] = 24; // ADDITIONAL CDB LENGTH
+        const r = await ini.command({ lun: 0, cdb });
+        assert.equal(r.status, 2);
+        assert.equal(r.senseInfo?.key, 5, 'ILLEGAL REQUEST');
+      });
+
       it('NOP-Out ping echoes its data', async () => {
         const ini = await rig.open();
         const r = await ini.ping(Buffer.from('are you there?'));
@@ -494,6 +505,67 @@ describe('iSCSI initiator', () => {
         ini.close();
       } finally {
         await peer.stop();
+      }
+    });
+
+    it('a 32-byte CDB: 16 bytes in the BHS, 16 in an Extended CDB AHS (RFC 7143 11.2.2)', async () => {
+      const { ScriptedTarget } = await import('../../helpers/initiator-peer');
+      const peer = await ScriptedTarget.start();
+      try {
+        const ini = new IscsiInitiator({ commandTimeoutMs: 5000 });
+        await ini.connect(peer.host, peer.port);
+        await ini.login({ targetName: 'iqn.peer' });
+        const cdb = Buffer.from(Array.from({ length: 32 }, (_, i) => (i === 0 ? 0x7f : i)));
+        let seen: { cdb: Buffer; ahs: Buffer } | null = null;
+        peer.onCommand = (cmd, send) => {
+          seen = { cdb: cmd.cdb, ahs: cmd.ahs };
+          send(peer.response(cmd.itt, 0));
+        };
+        await ini.command({ lun: 0, cdb });
+        assert.ok(seen !== null);
+        const s = seen as { cdb: Buffer; ahs: Buffer };
+        assert.deepStrictEqual(s.cdb, cdb.subarray(0, 16));
+        // AHSLength 17 (16 CDB bytes + the reserved byte), AHSType 1, reserved, bytes 16..31, padding.
+        assert.deepStrictEqual(s.ahs, Buffer.concat([Buffer.from([0, 17, 1, 0]), cdb.subarray(16)]));
+        ini.close();
+      } finally {
+        await peer.stop();
+      }
+    });
+
+    it('IscsiInitiator.open follows a login redirection (0101) to the new TargetAddress', async () => {
+      const { ScriptedTarget } = await import('../../helpers/initiator-peer');
+      const real = await ScriptedTarget.start();
+      const mover = await ScriptedTarget.start({ redirectTo: `${real.host}:${real.port},1` });
+      try {
+        const ini = await IscsiInitiator.open(mover.host, mover.port, { targetName: 'iqn.peer' }, { commandTimeoutMs: 5000 });
+        assert.equal(mover.logins, 1);
+        assert.ok(real.logins >= 1);
+        await ini.ping();
+        ini.close();
+      } finally {
+        await mover.stop();
+        await real.stop();
+      }
+    });
+
+    it('IscsiInitiator.open gives up after redirectsMax redirections', async () => {
+      const { ScriptedTarget } = await import('../../helpers/initiator-peer');
+      const { redirectsMax } = await import('../../../target/iscsi/initiator');
+      const peers: Array<Awaited<ReturnType<typeof ScriptedTarget.start>>> = [];
+      try {
+        // A chain longer than the bound: each peer redirects to the next one.
+        let next = await ScriptedTarget.start();
+        peers.push(next);
+        for (let i = 0; i <= redirectsMax; i++) {
+          next = await ScriptedTarget.start({ redirectTo: `${next.host}:${next.port},1` });
+          peers.push(next);
+        }
+        const e = await IscsiInitiator.open(next.host, next.port, { targetName: 'iqn.peer' }).catch((x: unknown) => x);
+        assert.ok(e instanceof InitiatorError && e.code === 'LOGIN_FAILED' && e.detail.statusClass === 1, String(e));
+        assert.equal(peers[0].logins, 0, 'the end of the chain was never reached');
+      } finally {
+        for (const p of peers) await p.stop();
       }
     });
 
