@@ -30,6 +30,8 @@ export const PAGE_BITS = PAGE_PAYLOAD_BYTES * 8; // 32512 blocks per page
 const HEADER_MAGIC = 'DKCMAP01';
 const SLOT_MAGIC = 0x504d4b44; // 'DKMP'
 const FORMAT_VERSION = 1;
+/** Map pages read per pread when loading. */
+const LOAD_PAGES_PER_READ = 256;
 
 /** What the map file was made for; a mismatch on open means the data dir belongs to another layout. */
 export interface AllocationMapIdentity {
@@ -114,16 +116,22 @@ export class AllocationMap {
 
   private static async load(fh: fs.FileHandle, file: string, id: AllocationMapIdentity) {
     const pageCount = AllocationMap.pageCount(id.blockCount);
-    const whole = Buffer.alloc(AllocationMap.fileBytes(id.blockCount));
-    const { bytesRead } = await fh.read(whole, 0, whole.length, 0);
-    if (bytesRead < whole.length) throw new Error(`${file}: allocation map is truncated (${bytesRead} of ${whole.length} bytes)`);
-    checkHeader(whole.subarray(0, HEADER_BYTES), file, id);
+    const header = Buffer.alloc(HEADER_BYTES);
+    await readExactly(fh, header, 0, file);
+    checkHeader(header, file, id);
     const storage = Buffer.alloc(pageCount * PAGE_PAYLOAD_BYTES);
     const pages: PageState[] = [];
-    for (let p = 0; p < pageCount; p++) {
-      const best = newestSlot(whole, p);
-      if (best) whole.copy(storage, p * PAGE_PAYLOAD_BYTES, best.start + SLOT_HEADER_BYTES, best.start + SLOT_BYTES);
-      pages.push({ seq: best?.seq ?? 0, slot: best?.slot ?? 1, inflight: null, queued: null, failed: false });
+    // Read in bounded chunks: a map of 2^31 blocks is 530 MB of slots.
+    const chunk = Buffer.alloc(Math.min(pageCount, LOAD_PAGES_PER_READ) * 2 * SLOT_BYTES);
+    for (let first = 0; first < pageCount; first += LOAD_PAGES_PER_READ) {
+      const n = Math.min(LOAD_PAGES_PER_READ, pageCount - first);
+      const base = slotOffset(first, 0);
+      await readExactly(fh, chunk.subarray(0, n * 2 * SLOT_BYTES), base, file);
+      for (let p = first; p < first + n; p++) {
+        const best = newestSlot(chunk, base, p);
+        if (best) chunk.copy(storage, p * PAGE_PAYLOAD_BYTES, best.start + SLOT_HEADER_BYTES, best.start + SLOT_BYTES);
+        pages.push({ seq: best?.seq ?? 0, slot: best?.slot ?? 1, inflight: null, queued: null, failed: false });
+      }
     }
     // Bits past the end of the volume must stay clear (find/count rely on it).
     const tailBits = pageCount * PAGE_BITS - id.blockCount;
@@ -236,17 +244,27 @@ function slotCrc(slot: Buffer): number {
   return crc32c(slot.subarray(20), crc32c(slot.subarray(0, 16)));
 }
 
-function newestSlot(whole: Buffer, page: number): { start: number; seq: number; slot: 0 | 1 } | null {
+/** The newest valid copy of a page in buf, which holds the file from byte `base` on. */
+function newestSlot(buf: Buffer, base: number, page: number): { start: number; seq: number; slot: 0 | 1 } | null {
   let best: { start: number; seq: number; slot: 0 | 1 } | null = null;
   for (const slot of [0, 1] as const) {
-    const start = slotOffset(page, slot);
-    const s = whole.subarray(start, start + SLOT_BYTES);
+    const start = slotOffset(page, slot) - base;
+    const s = buf.subarray(start, start + SLOT_BYTES);
     if (s.readUInt32LE(0) !== SLOT_MAGIC || s.readUInt32LE(4) !== page) continue;
     if (s.readUInt32LE(16) !== slotCrc(s)) continue; // torn or corrupt: the other slot holds the previous copy
     const seq = Number(s.readBigUInt64LE(8));
     if (!best || seq > best.seq) best = { start, seq, slot };
   }
   return best;
+}
+
+async function readExactly(fh: fs.FileHandle, buf: Buffer, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw new Error(`${file}: allocation map is truncated at byte ${position + done}`);
+    done += bytesRead;
+  }
 }
 
 function encodeHeader(id: AllocationMapIdentity): Buffer {

@@ -209,3 +209,41 @@ describe('LDEV (thin volume)', () => {
     dkc = await openDkc(dkcConfig(), dir, silentLog);
   });
 });
+
+describe('allocation map file', () => {
+  const tmp = tmpDirs();
+  const BIG = `
+dkcs:
+  - name: dkc0
+    serial: 5
+    raidGroups: [ { name: rg0, level: 0, disks: { count: 2, size: 3GiB } } ]
+    volumes: [ { name: v, group: rg0, size: 5GiB } ]
+    targets: []
+`;
+
+  it('a map of more pages than one load chunk (5 GiB, 323 pages) reloads every page', async () => {
+    const dir = tmp.make();
+    let dkc = await openDkc(dkcConfig(BIG), dir, silentLog);
+    const far = 300 * PAGE_BITS + 17;
+    await dkc.ldevByName('v').write(far, pattern(512, far, 3, 1), { fua: false });
+    await dkc.ldevByName('v').write(0, pattern(512, 0, 1, 1), { fua: false });
+    await dkc.close();
+    dkc = await openDkc(dkcConfig(BIG), dir, silentLog);
+    try {
+      const v = dkc.ldevByName('v');
+      assert.equal(v.allocatedBlocks(), 4);
+      assert.ok((await v.read(far, 3)).equals(pattern(512, far, 3, 1)));
+    } finally {
+      await dkc.close();
+    }
+  });
+
+  it('a truncated map file is refused, naming it', async () => {
+    const dir = tmp.make();
+    const dkc = await openDkc(dkcConfig(), dir, silentLog);
+    await dkc.close();
+    const file = path.join(dir, 'dkc0', 'ldev', 'ldev-0001.map');
+    await fs.truncate(file, 10000);
+    await assert.rejects(openDkc(dkcConfig(), dir, silentLog), /ldev-0001\.map: allocation map is truncated at byte/);
+  });
+});
