@@ -130,6 +130,24 @@ export interface CommandResult {
   r2ts: number;
 }
 
+export interface BlockLimits {
+  /** In logical blocks; 0 = no limit stated. */
+  maximumTransferLength: number;
+  optimalTransferLength: number;
+  maximumUnmapLbaCount: number;
+}
+
+const NO_LIMITS: BlockLimits = Object.freeze({ maximumTransferLength: 0, optimalTransferLength: 0, maximumUnmapLbaCount: 0 });
+
+/** SBC-3 6.6.4: MAXIMUM TRANSFER LENGTH at bytes 8..11, OPTIMAL at 12..15, MAXIMUM UNMAP LBA COUNT at 20..23. */
+function parseBlockLimits(d: Buffer): BlockLimits {
+  return {
+    maximumTransferLength: d.readUInt32BE(8),
+    optimalTransferLength: d.readUInt32BE(12),
+    maximumUnmapLbaCount: d.length >= 24 ? d.readUInt32BE(20) : 0,
+  };
+}
+
 export interface TargetRecord {
   name: string;
   addresses: Array<{ host: string; port: number; tpgt: number }>;
@@ -202,6 +220,7 @@ export class IscsiInitiator extends EventEmitter {
   private readonly queue: Task[] = [];
   private loginWaiter: { onResponse: (pdu: LoginResponse) => void; reject: (e: Error) => void } | null = null;
   private readonly blockLengths = new Map<number, number>();
+  private readonly limits = new Map<number, BlockLimits>();
 
   constructor(opts: InitiatorOptions = {}) {
     super();
@@ -902,16 +921,46 @@ export class IscsiInitiator extends EventEmitter {
     }
   }
 
-  async read16(lun: number, lba: bigint | number, blocks: number, o: { timeoutMs?: number } = {}): Promise<Buffer> {
-    const size = await this.blockLength(lun);
-    const r = await this.ok({ lun, cdb: cdbRw16(ScsiOp.READ_16, BigInt(lba), blocks), expectedLength: blocks * size, timeoutMs: o.timeoutMs });
-    return r.data;
+  /** SBC-3 6.6.4: the Block Limits VPD page (B0h); zeros where the device states no limit or lacks the page. */
+  async blockLimits(lun: number): Promise<BlockLimits> {
+    const known = this.limits.get(lun);
+    if (known !== undefined) return known;
+    const r = await this.command({ lun, cdb: cdbInquiry(64, 0xb0), expectedLength: 64 });
+    const limits = r.status === GOOD && r.data.length >= 16 && r.data[1] === 0xb0 ? parseBlockLimits(r.data) : NO_LIMITS;
+    this.limits.set(lun, limits);
+    return limits;
   }
 
+  /** READ(16); a transfer over the device's MAXIMUM TRANSFER LENGTH is split into several commands. */
+  async read16(lun: number, lba: bigint | number, blocks: number, o: { timeoutMs?: number } = {}): Promise<Buffer> {
+    const size = await this.blockLength(lun);
+    const parts: Buffer[] = [];
+    for (const [at, n] of await this.pieces(lun, BigInt(lba), blocks)) {
+      parts.push((await this.ok({ lun, cdb: cdbRw16(ScsiOp.READ_16, at, n), expectedLength: n * size, timeoutMs: o.timeoutMs })).data);
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** WRITE(16), split like read16; resolves with the result of the last command. */
   async write16(lun: number, lba: bigint | number, data: Buffer, o: { fua?: boolean; timeoutMs?: number } = {}): Promise<CommandResult> {
     const size = await this.blockLength(lun);
     if (data.length % size !== 0) throw new RangeError(`write of ${data.length} bytes is not a whole number of ${size}-byte blocks`);
-    return this.ok({ lun, cdb: cdbRw16(ScsiOp.WRITE_16, BigInt(lba), data.length / size, o.fua), dataOut: data, timeoutMs: o.timeoutMs });
+    let last: CommandResult | null = null;
+    let offset = 0;
+    for (const [at, n] of await this.pieces(lun, BigInt(lba), data.length / size)) {
+      const piece = data.subarray(offset, offset + n * size);
+      offset += n * size;
+      last = await this.ok({ lun, cdb: cdbRw16(ScsiOp.WRITE_16, at, n, o.fua), dataOut: piece, timeoutMs: o.timeoutMs });
+    }
+    return last ?? this.ok({ lun, cdb: cdbRw16(ScsiOp.WRITE_16, BigInt(lba), 0, o.fua) });
+  }
+
+  private async pieces(lun: number, lba: bigint, blocks: number): Promise<Array<[bigint, number]>> {
+    const max = blocks > 0 ? (await this.blockLimits(lun)).maximumTransferLength : 0;
+    if (max === 0 || blocks <= max) return [[lba, blocks]];
+    const out: Array<[bigint, number]> = [];
+    for (let done = 0; done < blocks; done += max) out.push([lba + BigInt(done), Math.min(max, blocks - done)]);
+    return out;
   }
 
   async synchronizeCache16(lun: number, lba: bigint | number = 0n, blocks = 0): Promise<void> {

@@ -252,6 +252,25 @@ describe('iSCSI initiator', () => {
         assert.ok(rig.volumes[0].stats.fuaWrites >= 1);
       });
 
+      it('typed layer: a transfer over MAXIMUM TRANSFER LENGTH (Block Limits VPD) is split and still round-trips', async () => {
+        await rig.stop();
+        rig = await startRig({ blockCount: 65536 });
+        const ini = await rig.open();
+        await settle(ini);
+        const limits = await ini.blockLimits(0);
+        await ini.readCapacity16(0);
+        assert.ok(limits.maximumTransferLength > 0, 'the project target states a limit');
+        const blocks = limits.maximumTransferLength * 2 + 3;
+        assert.ok(blocks <= rig.volumes[0].blockCount, `${blocks} blocks fit the LU`);
+        const data = pattern(blocks * 512, 8);
+        const commands: number[] = [];
+        ini.on('pdu', (p: Pdu) => { if (p.opcode === Opcode.ScsiResponse || (p.opcode === Opcode.DataIn && p.hasStatus)) commands.push(p.itt); });
+        await ini.write16(0, 0, data);
+        assert.deepStrictEqual(await ini.read16(0, 0, blocks), data);
+        const expected = 2 * Math.ceil(blocks / limits.maximumTransferLength);
+        assert.equal(commands.length, expected, 'one command per piece, each way');
+      });
+
       it('InitialR2T=Yes and ImmediateData=No: every byte goes by R2T', async () => {
         const ini = await rig.open({ proposal: { initialR2T: true, immediateData: false, maxBurstLength: 32768 } });
         assert.equal(ini.session.params!.initialR2T, true);
