@@ -45,7 +45,7 @@ export class Connection {
     this.reader = new PduReader((r) => this.enqueue(r));
     this.traceEnabled = this.log.isLevelEnabled('trace');
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (e) => this.log.debug({ err: e.message }, 'socket error'));
     socket.on('close', () => this.onClosed());
     this.loginTimer = setTimeout(() => this.drop('login did not complete in time'), loginTimeoutMs);
@@ -61,6 +61,16 @@ export class Connection {
   }
 
   // ---- receive
+
+  private receive(chunk: Buffer): void {
+    try {
+      this.reader.push(chunk);
+    } catch (e) {
+      // The framer only throws on a bug; it must not take the process down.
+      this.log.error({ err: e }, 'internal error reading PDUs');
+      this.drop('internal error');
+    }
+  }
 
   private enqueue(r: ReadResult): void {
     this.inbox.push(r);

@@ -281,7 +281,13 @@ export class FullFeaturePhase extends PhaseHandler {
     task.execution = result.then((r) => this.finish(task, r), (e: unknown) => {
       this.conn.log.error({ err: e, itt: task.itt }, 'device.execute threw');
       this.finish(task, { status: Status.CHECK_CONDITION, sense: encodeFixedSense(Sense.INTERNAL_TARGET_FAILURE) });
-    });
+    }).catch((e: unknown) => this.internalError(e));
+  }
+
+  /** A bug in this layer: logged, and only this connection pays for it. */
+  private internalError(e: unknown): void {
+    this.conn.log.error({ err: e }, 'internal error in full feature phase');
+    this.conn.drop('internal error');
   }
 
   private finish(task: Task, resp: ScsiResponse): void {
@@ -379,11 +385,11 @@ export class FullFeaturePhase extends PhaseHandler {
       case 1: // close the connection (the only one)
         if (p.reasonCode === 1 && p.cid !== this.conn.cid) return respond(1); // CID not found
         this.loggingOut = true;
-        void this.drainThen(() => {
+        this.drainThen(() => {
           respond(0);
           // The close hook ends the session once the response is on its way.
           this.conn.close('logout');
-        });
+        }).catch((e: unknown) => this.internalError(e));
         return;
       case 2: // remove the connection for recovery
         return respond(2); // RFC 7143 11.15.1: connection recovery is not supported at ERL0

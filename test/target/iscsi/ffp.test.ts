@@ -265,6 +265,35 @@ describe('iSCSI full feature phase', () => {
     });
   });
 
+  describe('digests (RFC 7143 13.1: CRC32C, least significant byte first)', () => {
+    it('HeaderDigest and DataDigest CRC32C: checked on receive, sent on every PDU', async () => {
+      await open({ HeaderDigest: 'CRC32C', DataDigest: 'CRC32C' });
+      c.headerDigest = true;
+      c.dataDigest = true;
+      c.nopOut({ itt: 0x42, data: Buffer.from('digest me') });
+      const r = await c.expect();
+      assert.strictEqual(r.opcode, Op.NOP_IN);
+      assert.deepStrictEqual(r.data, Buffer.from('digest me'));
+      c.scsi({ cdb: read10(0, 3), read: true, edtl: 3 * BLOCK });
+      const pdus = await untilStatus(c);
+      assert.strictEqual(pdus[0].data.length, 3 * BLOCK);
+      assert.strictEqual(c.digestErrors, 0);
+    });
+
+    it('a data digest error on a NOP-Out -> Reject (data digest error), the session goes on', async () => {
+      await open({ HeaderDigest: 'None', DataDigest: 'CRC32C' });
+      c.dataDigest = true;
+      const bhs = Buffer.alloc(48);
+      bhs[0] = 0x40; bhs[1] = 0x80; bhs[7] = 4; bhs.writeUInt32BE(0x43, 16); bhs.writeUInt32BE(0xffffffff, 20); bhs.writeUInt32BE(c.cmdSn, 24);
+      c.socket.write(Buffer.concat([bhs, Buffer.from('abcd'), Buffer.alloc(4, 0xee)]));
+      const r = await c.expect();
+      assert.strictEqual(r.opcode, Op.REJECT);
+      assert.strictEqual(r.u8(2), 0x02);
+      c.nopOut({ itt: 0x44 });
+      assert.strictEqual((await c.expect()).opcode, Op.NOP_IN);
+    });
+  });
+
   describe('Reject (RFC 7143 11.17)', () => {
     it('SNACK at ERL0 -> Reject protocol error', async () => {
       await open();

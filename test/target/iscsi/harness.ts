@@ -3,7 +3,7 @@
 // tests do not check the codec with itself.
 import net from 'net';
 import pino from 'pino';
-import { BhsBuilder } from '../../helpers/bhs-builder';
+import { BhsBuilder, crc32cSlow } from '../../helpers/bhs-builder';
 import { IscsiServer } from '../../../target/iscsi/server';
 import type { IscsiServerOptions, TargetDefinition } from '../../../target/iscsi/types';
 import { FakeDevice } from './fake-device';
@@ -69,6 +69,8 @@ export class RawClient {
   itt = 0x100;
   headerDigest = false;
   dataDigest = false;
+  /** Received PDUs whose CRC32C (least significant byte first) did not match. */
+  digestErrors = 0;
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -101,6 +103,9 @@ export class RawClient {
       if (this.buf.length < total) return;
       const bhs = Buffer.from(this.buf.subarray(0, 48));
       const data = Buffer.from(this.buf.subarray(48 + ahs + hd, 48 + ahs + hd + dsl));
+      if (hd > 0 && this.buf.readUInt32LE(48 + ahs) !== crc32cSlow([this.buf.subarray(0, 48 + ahs)])) this.digestErrors++;
+      const padded = (dsl + 3) & ~3;
+      if (dd > 0 && this.buf.readUInt32LE(48 + ahs + hd + padded) !== crc32cSlow([this.buf.subarray(48 + ahs + hd, 48 + ahs + hd + padded)])) this.digestErrors++;
       this.buf = this.buf.subarray(total);
       this.queue.push(new RawPdu(bhs, data));
       this.wake();
@@ -111,7 +116,13 @@ export class RawClient {
   send(bhs: Buffer, data: Buffer = Buffer.alloc(0)): void {
     bhs[5] = (data.length >> 16) & 0xff; bhs[6] = (data.length >> 8) & 0xff; bhs[7] = data.length & 0xff;
     const pad = Buffer.alloc(((data.length + 3) & ~3) - data.length);
-    this.socket.write(Buffer.concat([bhs, data, pad]));
+    const parts = [bhs];
+    if (this.headerDigest) parts.push(le32(crc32cSlow([bhs])));
+    if (data.length > 0) {
+      parts.push(data, pad);
+      if (this.dataDigest) parts.push(le32(crc32cSlow([data, pad])));
+    }
+    this.socket.write(Buffer.concat(parts));
   }
 
   /** The next PDU, or undefined after timeoutMs (or when the connection closed). */
@@ -229,6 +240,12 @@ export class RawClient {
     this.send(b);
     return itt;
   }
+}
+
+function le32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0, 0);
+  return b;
 }
 
 export function read10(lba: number, blocks: number): number[] {
