@@ -131,7 +131,7 @@ export function formatSize(bytes: number): string {
   for (const [unit, n] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
     if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
   }
-  return bytes % 2 ** 20 === 0 || bytes < 2 ** 20 ? `${bytes}B` : `${(bytes / 2 ** 30).toFixed(2)}GiB`;
+  return `${bytes}B`;
 }
 
 export function parsePortal(text: string): Portal {

@@ -116,6 +116,8 @@ export class Dkc {
   }
 
   async close(): Promise<void> {
+    // Requests still under way (a transport that gave up waiting for them) finish first.
+    await Promise.all([...this.ldevs.values()].map((l) => l.quiesce()));
     await this.flush();
     await this.closeLdevs();
     await this.drive.close();

@@ -28,6 +28,10 @@ export class Ldev implements Volume {
   readonly naa: Buffer;
   readonly serial: string;
   private readonly offsetBytes: number;
+  /** Host I/O under way; close() waits for it so no request outlives the files it uses. */
+  private inflight = 0;
+  private idle: { promise: Promise<void>; resolve: () => void } | null = null;
+  private closed = false;
 
   constructor(
     dkcName: string,
@@ -48,6 +52,8 @@ export class Ldev implements Volume {
 
   read(lba: number, blocks: number): Promise<Buffer> {
     this.checkRange(lba, blocks);
+    if (this.closed) return Promise.reject(this.closedError());
+    this.enter();
     const bs = this.blockSize;
     const end = lba + blocks;
     const bm = this.map.bitmap;
@@ -55,10 +61,13 @@ export class Ldev implements Volume {
     if (firstClear === end) {
       // Fully mapped: one read of one contiguous run.
       const buf = Buffer.allocUnsafe(blocks * bs);
-      return this.drive.readInto(this.group, this.offsetBytes + lba * bs, buf, 0, buf.length, lba).then(() => buf);
+      return this.drive.readInto(this.group, this.offsetBytes + lba * bs, buf, 0, buf.length, lba).then(
+        () => this.leave(buf),
+        (err: unknown) => this.leave(Promise.reject(err)),
+      );
     }
-    if (firstClear === lba && bm.findNextSet(lba, end) === end) return Promise.resolve(Buffer.alloc(blocks * bs));
-    return this.readMixed(lba, blocks);
+    if (firstClear === lba && bm.findNextSet(lba, end) === end) return Promise.resolve(this.leave(Buffer.alloc(blocks * bs)));
+    return this.readMixed(lba, blocks).finally(() => this.leave(undefined));
   }
 
   /** Partly mapped: one read per mapped run, zeros for the unmapped runs. */
@@ -89,18 +98,28 @@ export class Ldev implements Volume {
     const blocks = data.length / bs;
     this.checkRange(lba, blocks);
     if (blocks === 0) return;
-    await this.drive.write(this.group, this.offsetBytes + lba * bs, data, data.length, opts.fua, lba);
-    const persisted = this.map.update(lba, blocks, true, opts.fua);
-    if (persisted) await this.mapWrite(persisted, lba);
+    this.enter();
+    try {
+      await this.drive.write(this.group, this.offsetBytes + lba * bs, data, data.length, opts.fua, lba);
+      const persisted = this.map.update(lba, blocks, true, opts.fua);
+      if (persisted) await this.mapWrite(persisted, lba);
+    } finally {
+      this.leave(undefined);
+    }
   }
 
   async unmap(lba: number, blocks: number): Promise<void> {
     this.checkRange(lba, blocks);
     if (blocks === 0) return;
-    // The data stays in the disk file (no hole punching from Node); the map alone decides that
-    // these blocks read as zeros (LBPRZ=1).
-    const persisted = this.map.update(lba, blocks, false, false);
-    if (persisted) await this.mapWrite(persisted, lba);
+    this.enter();
+    try {
+      // The data stays in the disk file (no hole punching from Node); the map alone decides that
+      // these blocks read as zeros (LBPRZ=1).
+      const persisted = this.map.update(lba, blocks, false, false);
+      if (persisted) await this.mapWrite(persisted, lba);
+    } finally {
+      this.leave(undefined);
+    }
   }
 
   async flush(): Promise<void> {
@@ -123,8 +142,39 @@ export class Ldev implements Volume {
     return this.map.bitmap.count();
   }
 
+  /** Refuse new I/O and wait for the I/O under way (the transport may stop with commands in flight). */
+  quiesce(): Promise<void> {
+    this.closed = true;
+    if (this.inflight === 0) return Promise.resolve();
+    if (!this.idle) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.idle = { promise, resolve };
+    }
+    return this.idle.promise;
+  }
+
   async close(): Promise<void> {
+    await this.quiesce();
     await this.map.close();
+  }
+
+  private enter(): void {
+    // After quiesce() the DKC is shutting down: no request may start on files about to close.
+    if (this.closed) throw this.closedError();
+    this.inflight++;
+  }
+
+  private leave<T>(value: T): T {
+    if (--this.inflight === 0 && this.idle) {
+      this.idle.resolve();
+      this.idle = null;
+    }
+    return value;
+  }
+
+  private closedError(): Error {
+    return new Error(`${this.id}: LDEV is closed`);
   }
 
   private async mapWrite(p: Promise<void>, lba: number): Promise<void> {

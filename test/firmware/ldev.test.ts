@@ -247,3 +247,27 @@ dkcs:
     await assert.rejects(openDkc(dkcConfig(), dir, silentLog), /ldev-0001\.map: allocation map is truncated at byte/);
   });
 });
+
+describe('LDEV shutdown', () => {
+  const tmp = tmpDirs();
+
+  it('closing the DKC waits for I/O under way, then refuses new I/O', async () => {
+    const dir = tmp.make();
+    const dkc = await openDkc(dkcConfig(), dir, silentLog);
+    const v = dkc.ldevByName('small');
+    const writes = Array.from({ length: 32 }, (_x, i) => v.write(i * 64, pattern(512, i * 64, 64, 2), { fua: i % 4 === 0 }));
+    const reads = Array.from({ length: 8 }, (_x, i) => v.read(i * 64, 64));
+    const closing = dkc.close();
+    await Promise.all([...writes, ...reads, closing]);
+    await assert.rejects(v.read(0, 1), /LDEV is closed/);
+    await assert.rejects(v.write(0, Buffer.alloc(512), { fua: false }), /LDEV is closed/);
+    const again = await openDkc(dkcConfig(), dir, silentLog);
+    try {
+      const w = again.ldevByName('small');
+      assert.equal(w.allocatedBlocks(), 32 * 64, 'every write acknowledged before close is there');
+      assert.ok((await w.read(31 * 64, 64)).equals(pattern(512, 31 * 64, 64, 2)));
+    } finally {
+      await again.close();
+    }
+  });
+});
