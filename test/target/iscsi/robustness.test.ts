@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { framePdu, PduReader } from '../../../target/iscsi/framing';
 import { CommandResult, InitiatorError, IscsiInitiator } from '../../../target/iscsi/initiator';
 import { parseSense } from '../../../target/iscsi/initiator-scsi';
-import { encodeLun, Opcode, Pdu, RejectReason } from '../../../target/iscsi/pdu';
+import { encodeLun, Opcode, Pdu, RejectReason, RESERVED_TAG, snLessThan } from '../../../target/iscsi/pdu';
 import { encodeText } from '../../../target/iscsi/text';
 import { IQN, Rig, startRig } from '../../helpers/iscsi-rig';
 
@@ -21,6 +21,8 @@ const NO_DIGESTS = { header: false, data: false };
 
 /** What one abused connection saw. */
 interface Observed {
+  /** ExpStatSN before the abuse: the StatSN the target's next status must carry. */
+  statSn: number;
   pdus: Pdu[];
   outcome: 'alive' | 'closed' | 'silent';
   closeError: Error | null;
@@ -29,14 +31,15 @@ interface Observed {
 /** Sends raw bytes on a logged-in session, then probes it with a NOP-Out ping. */
 async function abuse(ini: IscsiInitiator, bytes: Buffer[], probeMs: number): Promise<Observed> {
   const pdus: Pdu[] = [];
+  const statSn = ini.numbers.expStatSn;
   ini.on('pdu', (p: Pdu) => pdus.push(p));
   for (const b of bytes) ini.sendRaw(b);
   try {
     await ini.ping(Buffer.from('probe'), probeMs);
-    return { pdus, outcome: 'alive', closeError: null };
+    return { statSn, pdus, outcome: 'alive', closeError: null };
   } catch (e) {
-    if (e instanceof InitiatorError && e.code === 'TIMEOUT') return { pdus, outcome: 'silent', closeError: null };
-    return { pdus, outcome: 'closed', closeError: await ini.closed() };
+    if (e instanceof InitiatorError && e.code === 'TIMEOUT') return { statSn, pdus, outcome: 'silent', closeError: null };
+    return { statSn, pdus, outcome: 'closed', closeError: await ini.closed() };
   }
 }
 
@@ -45,12 +48,36 @@ function checkReplies(o: Observed, what: string): void {
   if (o.closeError instanceof InitiatorError) {
     assert.notEqual(o.closeError.code, 'PROTOCOL', `${what}: the target sent something undecodable: ${o.closeError.message}`);
   }
+  let next = o.statSn;
+  let expCmdSn: number | null = null;
   for (const p of o.pdus) {
     assert.ok(p.opcode >= 0x20, `${what}: target sent initiator opcode 0x${p.opcode.toString(16)}`);
     if (p.opcode === Opcode.Reject) {
       assert.ok(REJECT_REASONS.has(p.reason), `${what}: Reject reason 0x${p.reason.toString(16)}`);
       assert.equal(p.data.length, 48, `${what}: a Reject carries the rejected header`);
+      assert.equal(p.itt, RESERVED_TAG, `${what}: a Reject's ITT is reserved (RFC 7143 11.17)`);
     }
+    if (!('statSn' in p) || p.opcode === Opcode.LoginResponse) continue;
+    // RFC 7143 4.2.2.2: a status takes the next StatSN; R2T, NOP-In pings and Data-In without
+    // status carry it without taking it (Data-In without status may carry 0: reserved).
+    const takes = statusBearing(p);
+    if (takes || !(p.opcode === Opcode.DataIn && p.statSn === 0)) {
+      assert.equal(p.statSn, next, `${what}: ${Opcode[p.opcode]} StatSN ${p.statSn}, expected ${next}`);
+    }
+    if (takes) next = (next + 1) >>> 0;
+    // RFC 7143 4.2.2.1: ExpCmdSN never goes back; MaxCmdSN >= ExpCmdSN - 1.
+    if (expCmdSn !== null) assert.ok(!snLessThan(p.expCmdSn, expCmdSn), `${what}: ExpCmdSN went back to ${p.expCmdSn}`);
+    expCmdSn = p.expCmdSn;
+    assert.ok(!snLessThan(p.maxCmdSn, (p.expCmdSn - 1) >>> 0), `${what}: MaxCmdSN ${p.maxCmdSn} < ExpCmdSN ${p.expCmdSn} - 1`);
+  }
+}
+
+function statusBearing(p: Pdu): boolean {
+  switch (p.opcode) {
+    case Opcode.DataIn: return p.hasStatus;
+    case Opcode.NopIn: return p.itt !== RESERVED_TAG;
+    case Opcode.R2t: return false;
+    default: return true;
   }
 }
 
@@ -268,6 +295,25 @@ describe('iSCSI target robustness (property-based)', function () {
       assert.equal(o.outcome, 'alive', `opcode 0x${op.toString(16)}`);
       assert.deepStrictEqual(rejects(o), [RejectReason.CommandNotSupported], `opcode 0x${op.toString(16)}`);
     }), { seed, numRuns: Math.round(200 * scale) });
+  });
+
+  it('a target opcode sent by the initiator -> Reject (protocol error or command not supported), or the connection closed', async () => {
+    const targetOpcodes = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32, 0x3f];
+    await fc.assert(fc.asyncProperty(fc.constantFrom(...targetOpcodes), fc.nat(6), async (op, which) => {
+      const ini = await session();
+      const wire = Buffer.concat(framePdu(validPdus(ini)[which], NO_DIGESTS));
+      wire[0] = (wire[0] & 0xc0) | op;
+      const o = await abuse(ini, [wire], 3000);
+      const what = `opcode 0x${op.toString(16)}`;
+      checkReplies(o, what);
+      assert.notEqual(o.outcome, 'silent', what);
+      if (o.outcome === 'alive') {
+        const r = rejects(o);
+        assert.equal(r.length, 1, `${what}: one Reject`);
+        assert.ok(r[0] === RejectReason.ProtocolError || r[0] === RejectReason.CommandNotSupported, `${what}: reason 0x${r[0].toString(16)}`);
+      }
+      ini.close();
+    }), { seed, numRuns: Math.round(60 * scale) });
   });
 
   it('a DataSegmentLength over MaxRecvDataSegmentLength closes the connection (RFC 7143 11.2.1.5, 13.12)', async () => {
