@@ -196,6 +196,10 @@ function schemaError(e: ErrorObject, src: SourceMap): ConfigError {
     return src.error(segs, 'must be a mapping (key: value)');
   }
   if (e.keyword === 'type' && (e.params as { type: string }).type === 'array') return src.error(segs, 'must be a list');
+  if (e.keyword === 'minItems') {
+    const n = (e.params as { limit: number }).limit;
+    return src.error(segs, `must list at least ${n} ${n === 1 ? 'entry' : 'entries'}`);
+  }
   return src.error(segs, typeof custom === 'string' ? custom : e.message ?? 'is invalid');
 }
 
