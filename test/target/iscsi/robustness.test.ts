@@ -292,6 +292,7 @@ describe('iSCSI target robustness (property-based)', function () {
       wire[0] = (wire[0] & 0xc0) | op;
       const o = await abuse(ini, [wire], 3000);
       ini.removeAllListeners('pdu');
+      checkReplies(o, `opcode 0x${op.toString(16)}`);
       assert.equal(o.outcome, 'alive', `opcode 0x${op.toString(16)}`);
       assert.deepStrictEqual(rejects(o), [RejectReason.CommandNotSupported], `opcode 0x${op.toString(16)}`);
     }), { seed, numRuns: Math.round(200 * scale) });
