@@ -100,6 +100,9 @@ export class Ldev implements Volume {
     if (blocks === 0) return;
     this.enter();
     try {
+      // seed 001 Fig. 4 sets the main bitmap (step 2030) before writing (step 2040): that bitmap
+      // says what remains to copy, so early is safe. The allocation map says which blocks hold
+      // data, so its bits are set only once the data is on the disks.
       await this.drive.write(this.group, this.offsetBytes + lba * bs, data, data.length, opts.fua, lba);
       const persisted = this.map.update(lba, blocks, true, opts.fua);
       if (persisted) await this.mapWrite(persisted, lba);
@@ -123,7 +126,8 @@ export class Ldev implements Volume {
   }
 
   async flush(): Promise<void> {
-    // Data before map: a map page must never reach stable storage ahead of the data it maps.
+    // Data first, then the map: everything acknowledged before this call is durable, both the
+    // data and the map pages that say it is there (SBC SYNCHRONIZE CACHE).
     await this.drive.flush(this.group, 0);
     await this.mapWrite(this.map.sync(), 0);
   }
