@@ -271,6 +271,29 @@ describe('iSCSI initiator', () => {
         assert.equal(commands.length, expected, 'one command per piece, each way');
       });
 
+      for (const initialR2T of [false, true]) {
+        for (const immediateData of [false, true]) {
+          it(`InitialR2T=${initialR2T ? 'Yes' : 'No'} ImmediateData=${immediateData ? 'Yes' : 'No'}: unsolicited data up to FirstBurstLength, R2Ts for the rest`, async () => {
+            const ini = await rig.open({ proposal: { initialR2T, immediateData, firstBurstLength: 8192, maxBurstLength: 16384, maxRecvDataSegmentLength: 4096 } });
+            await settle(ini);
+            const p = ini.session.params!;
+            assert.equal(p.initialR2T, initialR2T, 'InitialR2T is OR: the project target keeps ours');
+            assert.equal(p.immediateData, immediateData, 'ImmediateData is AND: the project target keeps ours');
+            for (const blocks of [1, 4, 16, 17, 64, 100]) {
+              const len = blocks * 512;
+              const data = pattern(len, blocks);
+              const r = await ini.write16(0, 2000 + blocks, data);
+              const immediate = immediateData ? Math.min(p.firstBurstLength, len, p.targetMaxRecvDataSegmentLength) : 0;
+              const unsolicited = initialR2T ? immediate : Math.min(p.firstBurstLength, len);
+              const least = Math.ceil((len - unsolicited) / p.maxBurstLength);
+              assert.ok(r.r2ts >= least, `${len} bytes: ${r.r2ts} R2Ts, at least ${least}`);
+              if (unsolicited === len) assert.equal(r.r2ts, 0, `${len} bytes all unsolicited: no R2T`);
+              assert.deepStrictEqual(await ini.read16(0, 2000 + blocks, blocks), data);
+            }
+          });
+        }
+      }
+
       it('InitialR2T=Yes and ImmediateData=No: every byte goes by R2T', async () => {
         const ini = await rig.open({ proposal: { initialR2T: true, immediateData: false, maxBurstLength: 32768 } });
         assert.equal(ini.session.params!.initialR2T, true);
