@@ -84,7 +84,6 @@ export class ScsiTarget implements ScsiTargetDevice {
   }
 
   taskManagement(fn: TmfFunction, nexus: Nexus, lun: number): TmfResponse {
-    const key = itKey(nexus);
     switch (fn) {
       case TmfFunction.AbortTask:
       case TmfFunction.AbortTaskSet:
