@@ -208,6 +208,17 @@ const cdbCase: fc.Arbitrary<CdbCase> = fc.record({
   return { cdb, dataOut: r.write ? Buffer.alloc(size, 0x3c) : undefined, expectedLength: size };
 });
 
+/** The sense-key specific field pointer, fixed (bytes 15..17) or descriptor format (descriptor 02h). */
+function fieldPointer(sense: Buffer): { cdb: boolean; byte: number } | null {
+  let sks: Buffer | null = null;
+  if ((sense[0] & 0x7f) <= 0x71 && sense.length >= 18) sks = sense.subarray(15, 18);
+  else for (let at = 8; at + 2 <= sense.length; at += 2 + sense[at + 1]) {
+    if (sense[at] === 0x02 && at + 7 <= sense.length) sks = sense.subarray(at + 4, at + 7);
+  }
+  if (sks === null || (sks[0] & 0x80) === 0) return null;
+  return { cdb: (sks[0] & 0x40) !== 0, byte: sks.readUInt16BE(1) };
+}
+
 function checkCdbResult(c: CdbCase, r: CommandResult): void {
   const what = `CDB ${c.cdb.toString('hex')} (${c.dataOut ? 'out' : 'in'} ${c.expectedLength})`;
   assert.equal(r.response, 0, `${what}: iSCSI response ${r.response}`);
@@ -219,6 +230,9 @@ function checkCdbResult(c: CdbCase, r: CommandResult): void {
     const s = parseSense(r.sense);
     assert.ok(s !== null, `${what}: sense response code 0x${r.sense[0].toString(16)}`);
     assert.ok(!(s.key === 0x4 && s.asc === 0x44), `${what}: INTERNAL TARGET FAILURE`);
+    // SPC-4 4.5.2.4.2: a field pointer into the CDB (SKSV=1, C/D=1) points inside the CDB.
+    const sks = s.key === 0x5 ? fieldPointer(r.sense) : null;
+    if (sks !== null && sks.cdb) assert.ok(sks.byte < c.cdb.length, `${what}: field pointer to byte ${sks.byte} of a ${c.cdb.length}-byte CDB`);
   } else {
     assert.ok(r.sense === null || r.sense.length === 0, `${what}: sense data with status 0x${r.status.toString(16)}`);
   }
