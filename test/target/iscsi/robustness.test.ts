@@ -219,6 +219,8 @@ function fieldPointer(sense: Buffer): { cdb: boolean; byte: number } | null {
   return { cdb: (sks[0] & 0x40) !== 0, byte: sks.readUInt16BE(1) };
 }
 
+let fieldPointers = 0;
+
 function checkCdbResult(c: CdbCase, r: CommandResult): void {
   const what = `CDB ${c.cdb.toString('hex')} (${c.dataOut ? 'out' : 'in'} ${c.expectedLength})`;
   assert.equal(r.response, 0, `${what}: iSCSI response ${r.response}`);
@@ -232,6 +234,7 @@ function checkCdbResult(c: CdbCase, r: CommandResult): void {
     assert.ok(!(s.key === 0x4 && s.asc === 0x44), `${what}: INTERNAL TARGET FAILURE`);
     // SPC-4 4.5.2.4.2: a field pointer into the CDB (SKSV=1, C/D=1) points inside the CDB.
     const sks = s.key === 0x5 ? fieldPointer(r.sense) : null;
+    if (sks !== null && sks.cdb) fieldPointers++;
     if (sks !== null && sks.cdb) assert.ok(sks.byte < c.cdb.length, `${what}: field pointer to byte ${sks.byte} of a ${c.cdb.length}-byte CDB`);
   } else {
     assert.ok(r.sense === null || r.sense.length === 0, `${what}: sense data with status 0x${r.status.toString(16)}`);
@@ -441,7 +444,7 @@ describe('iSCSI target robustness (property-based)', function () {
         statuses[r.status] = (statuses[r.status] ?? 0) + 1;
       });
     }), { seed, numRuns: Math.round(500 * scale) });
-    console.log(`      statuses ${JSON.stringify(statuses)}`);
+    console.log(`      statuses ${JSON.stringify(statuses)}, CDB field pointers checked ${fieldPointers}`);
     assert.equal(ini.connected, true, 'CDBs alone never cost the connection');
     await assertServing();
   });
