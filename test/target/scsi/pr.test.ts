@@ -206,6 +206,30 @@ describe('PERSISTENT RESERVE IN/OUT', () => {
     conflict(await h.run(a, READ10));
   });
 
+  it('the holder may PREEMPT its own reservation to change the type; others get RESERVATIONS RELEASED', async () => {
+    good(await register(a, 0xaan));
+    good(await register(b, 0xbbn));
+    good(await out(a, SA.RESERVE, T.WE, 0xaan));
+    good(await out(a, SA.PREEMPT, T.EA, 0xaan, 0xaan));
+    assert.deepStrictEqual((await keys(a)).keys, [0xaan, 0xbbn]);
+    checkCondition(await h.run(b, READ10), Sense.RESERVATIONS_RELEASED);
+    conflict(await h.run(b, READ10));
+  });
+
+  it('READ FULL STATUS of an all-registrants reservation marks every registrant holder; READ RESERVATION key 0', async () => {
+    good(await register(a, 0xaan));
+    good(await register(b, 0xbbn));
+    good(await out(b, SA.RESERVE, T.WE_AR, 0xbbn));
+    assert.deepStrictEqual(good(await h.run(c, prin(1))).subarray(8, 24), hex('0000000000000000 00000000 00 07 0000'));
+    const d = good(await h.run(c, prin(3)));
+    let p = 8, holders = 0;
+    while (p < d.length) {
+      if (d[p + 12] & 1) { holders++; assert.strictEqual(d[p + 13], 0x07); }
+      p += 24 + d.readUInt32BE(p + 20);
+    }
+    assert.strictEqual(holders, 2);
+  });
+
   it('REPORT CAPABILITIES', async () => {
     assert.deepStrictEqual(good(await h.run(a, prin(2))), hex('0008 0d 80 ea 01 0000'));
   });

@@ -165,6 +165,24 @@ describe('REPORT LUNS', () => {
   });
 });
 
+describe('ScsiTarget', () => {
+  it('refuses duplicate LUNs; hasLun answers for configured LUNs only', () => {
+    assert.throws(() => new Harness([{ lun: 1 }, { lun: 1 }]), /duplicate LUN 1/);
+    const h = new Harness([{ lun: 2 }]);
+    assert.strictEqual(h.target.hasLun(2), true);
+    assert.strictEqual(h.target.hasLun(0), false);
+    assert.strictEqual(h.target.hasLun(0xc101), false);
+  });
+
+  it('TMFs on a LUN that does not exist -> LUN DOES NOT EXIST; ABORT TASK -> COMPLETE', () => {
+    const h = new Harness([{ lun: 0 }]);
+    const n = makeNexus();
+    assert.strictEqual(h.target.taskManagement(TmfFunction.AbortTask, n, 0), TmfResponse.Complete);
+    assert.strictEqual(h.target.taskManagement(TmfFunction.AbortTaskSet, n, 3), TmfResponse.LunDoesNotExist);
+    assert.strictEqual(h.target.taskManagement(TmfFunction.TaskReassign, n, 0), TmfResponse.NotSupported);
+  });
+});
+
 describe('dispatcher', () => {
   let h: Harness;
   beforeEach(() => { h = new Harness(); });
@@ -292,6 +310,16 @@ describe('REPORT SUPPORTED OPERATION CODES', () => {
     const n = await h.login();
     checkCondition(await h.run(n, rsoc(1, 0x9e)), Sense.INVALID_FIELD_IN_CDB);
     checkCondition(await h.run(n, rsoc(2, 0x28)), Sense.INVALID_FIELD_IN_CDB);
+  });
+
+  it('reporting option 3: service action used only where the opcode has them; RCTD adds timeouts', async () => {
+    const n = await h.login();
+    assert.deepStrictEqual(good(await h.run(n, rsoc(3, 0x28, 0x1234))).subarray(0, 5), hex('00 03 000a 28'));
+    const d = good(await h.run(n, rsoc(0x83, 0x9e, 0x12)));
+    assert.deepStrictEqual(d.subarray(0, 6), hex('00 83 0010 9e 12'));
+    assert.strictEqual(d.length, 4 + 16 + 12);
+    assert.strictEqual(d.readUInt16BE(20), 0x0a);
+    assert.deepStrictEqual(good(await h.run(n, rsoc(3, 0x9e, 0x1f))), hex('00 01 0000'));
   });
 
   it('unsupported opcode: SUPPORT 001b', async () => {
