@@ -59,7 +59,10 @@ for _ in $(seq 50); do adm --op show --mode sys >/dev/null 2>&1 && break; sleep 
   if [ "$MUSER" != "$USER_" ]; then adm --op new --mode account --user "$MUSER" --password "$MSECRET"; fi &&
   adm --op bind --mode account --tid 3 --user "$MUSER" &&
   adm --op new --mode account --user "$TUSER" --password "$TSECRET" &&
-  adm --op bind --mode account --tid 3 --user "$TUSER" --outgoing
+  adm --op bind --mode account --tid 3 --user "$TUSER" --outgoing &&
+  # tgt offers no digests by default; the crc32c-digests run needs it to accept them
+  adm --op update --mode target --tid 1 -n HeaderDigest -v CRC32C,None &&
+  adm --op update --mode target --tid 1 -n DataDigest -v CRC32C,None
 } || { echo "standin-tgt: tgtadm setup failed" >&2; exit 2; }
 
 TEST_ONLY="${TEST_ONLY:-system}" TEST_BUILD="${TEST_BUILD:-0}" TEST_TARGET_PORT="$PORT" \
