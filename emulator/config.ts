@@ -189,7 +189,8 @@ function schemaError(e: ErrorObject, src: SourceMap): ConfigError {
   }
   if (e.keyword === 'required') {
     const key = (e.params as { missingProperty: string }).missingProperty;
-    return new ConfigError(src.file, src.line(segs), formatPath([...segs, key]), 'is required');
+    // Point at the parent's key ("chap:"), not at its first child: that is where the key belongs.
+    return new ConfigError(src.file, src.line(segs, true), formatPath([...segs, key]), 'is required');
   }
   const custom = (e.parentSchema as Record<string, unknown> | undefined)?.['x-message'];
   if (e.keyword === 'type' && (e.params as { type: string }).type === 'object' && !custom) {

@@ -40,6 +40,12 @@ describe('dkc validate', () => {
     assert.equal(r.stdout, 'configs/default.yaml: OK\nconfigs/test.yaml: OK\n');
   });
 
+  it('bin/dkc runs the same CLI', () => {
+    const r = spawnSync(path.join(ROOT, 'bin', 'dkc'), ['validate', 'configs/test.yaml'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.stdout, 'OK\n');
+    assert.equal(r.status, 0);
+  });
+
   it('--help describes the command', () => {
     const r = dkc('validate', '--help');
     assert.equal(r.status, 0);
