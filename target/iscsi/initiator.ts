@@ -4,6 +4,16 @@
 // The connection reads PDUs with the shared PduReader; every PDU from the target goes through
 // receive(), an exhaustive switch. Commands beyond MaxCmdSN wait in a bounded queue and are
 // numbered only when sent, so CmdSN order is send order (RFC 7143 3.2.2.1).
+//
+//   const ini = await IscsiInitiator.open('127.0.0.1', 3260, { targetName }, { chap, commandTimeoutMs: 30000 });
+//   const cap = await ini.readCapacity16(0);
+//   await ini.write16(0, 0n, data, { fua: true });
+//   const r = await ini.command({ lun: 0, cdb, expectedLength: 512 });   // any status, raw
+//   await ini.logout();
+//
+// Discovery: `await ini.connect(host, port); await ini.login(); await ini.sendTargets()`.
+// Errors are InitiatorError with a stable code; the typed layer throws ScsiStatusError for a
+// status other than GOOD. Events: 'pdu', 'reject', 'async', 'nop-in', 'unexpected', 'close'.
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
