@@ -92,13 +92,19 @@ export class MemoryVolume implements Volume {
     for (let i = 0; i < blocks; i++) this.blocks.delete(lba + i);
   }
 
+  /** O(mapped blocks), not O(volume): an unmapped run ends at the next mapped block. */
   extent(lba: number, maxBlocks: number): LbaExtent {
     this.check(lba, 0);
     const mapped = this.blocks.has(lba);
-    const limit = Math.min(maxBlocks, this.blockCount - lba);
-    let n = 1;
-    while (n < limit && this.blocks.has(lba + n) === mapped) n++;
-    return { mapped, blocks: n };
+    const limit = Math.max(1, Math.min(maxBlocks, this.blockCount - lba));
+    if (mapped) {
+      let n = 1;
+      while (n < limit && this.blocks.has(lba + n)) n++;
+      return { mapped, blocks: n };
+    }
+    let next = lba + limit;
+    for (const k of this.blocks.keys()) if (k > lba && k < next) next = k;
+    return { mapped, blocks: next - lba };
   }
 }
 

@@ -86,6 +86,12 @@ describe('LBA range and capacity', () => {
     const data = Buffer.alloc(512, 0x5a);
     good(await h.run(n, hex('8a 00 00000001ffffffff 00000001 00 00'), { dataOut: data }));
     assert.deepStrictEqual(good(await h.run(n, hex('88 00 00000001ffffffff 00000001 00 00'))), data);
+    const s = good(await h.run(n, hex('9e 12 00000001fffffff0 00000038 00 00')));
+    assert.deepStrictEqual(s, hex(`00000024 00000000
+      00000001fffffff0 0000000f 01 000000
+      00000001ffffffff 00000001 00 000000`)); // the last LBA ends the list
+    const head = good(await h.run(n, hex('9e 12 0000000000000000 00000018 00 00')));
+    assert.deepStrictEqual(head, hex('00000014 00000000 0000000000000000 ffffffff 01 000000')); // 4-byte count caps the run
     const d = checkCondition(await h.run(n, hex('88 00 0000000200000000 00000001 00 00')), Sense.LBA_OUT_OF_RANGE);
     assert.strictEqual(d.information, undefined); // fixed format cannot carry a 34-bit LBA
     h.assertNoBugs();
