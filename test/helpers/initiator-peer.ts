@@ -5,7 +5,8 @@
 import * as net from 'node:net';
 import { framePdu, PduReader } from '../../target/iscsi/framing';
 import {
-  DataIn, DataOut, LoginRequest, NopOut, Opcode, Pdu, R2t, RESERVED_TAG, ScsiCommandPdu, ScsiResponsePdu,
+  AsyncMessage, DataIn, DataOut, LoginRequest, NopIn, NopOut, Opcode, Pdu, R2t, Reject, RESERVED_TAG, ScsiCommandPdu, ScsiResponsePdu,
+  TextRequest, TextResponse,
 } from '../../target/iscsi/pdu';
 import { decodeText, encodeText, TextPairs } from '../../target/iscsi/text';
 
@@ -26,6 +27,9 @@ export class ScriptedTarget {
   window: number;
   onCommand: (cmd: ScsiCommandPdu, send: (p: Pdu) => void) => void = () => undefined;
   onDataOut: (d: DataOut) => void = () => undefined;
+  onText: (t: TextRequest, send: (p: Pdu) => void) => void = () => undefined;
+  /** NOP-Outs answering our pings (ITT reserved). */
+  readonly pingAnswers: NopOut[] = [];
   private statSn = 1;
   private expCmdSn = 1;
   private socket: net.Socket | null = null;
@@ -78,12 +82,16 @@ export class ScriptedTarget {
       case Opcode.ScsiCommand: return this.onCommand(p, (x) => this.send(x));
       case Opcode.DataOut: return this.onDataOut(p);
       case Opcode.NopOut: return this.nop(p);
+      case Opcode.TextRequest: return this.onText(p, (x) => this.send(x));
       default: return undefined;
     }
   }
 
   private nop(p: NopOut): void {
-    if (p.itt === RESERVED_TAG) return;
+    if (p.itt === RESERVED_TAG) {
+      this.pingAnswers.push(p);
+      return;
+    }
     this.send({ opcode: Opcode.NopIn, immediate: false, final: true, ahs: E, data: p.data, itt: p.itt, lun: p.lun, ttt: RESERVED_TAG, ...this.numbers(true) });
   }
 
@@ -134,6 +142,29 @@ export class ScriptedTarget {
       residualOverflow: false, residualUnderflow: false, response: 0, status, ahs: E, data: E, itt, snackTag: 0, ...this.numbers(true),
       expDataSn: 0, bidiReadResidualCount: 0, residualCount: 0,
     };
+  }
+
+  text(itt: number, pairs: TextPairs, more: { ttt: number } | null): TextResponse {
+    return {
+      opcode: Opcode.TextResponse, immediate: false, final: more === null, continue: false, ahs: E, data: encodeText(pairs), itt,
+      lun: Buffer.alloc(8), ttt: more?.ttt ?? RESERVED_TAG, ...this.numbers(true),
+    };
+  }
+
+  asyncMessage(asyncEvent: number, data: Buffer = E): AsyncMessage {
+    return {
+      opcode: Opcode.AsyncMessage, immediate: false, final: true, ahs: E, data, itt: RESERVED_TAG, lun: Buffer.alloc(8),
+      ...this.numbers(true), asyncEvent, asyncVCode: 0, parameter1: 0, parameter2: 0, parameter3: 0,
+    };
+  }
+
+  reject(header: Buffer, reason: number): Reject {
+    return { opcode: Opcode.Reject, immediate: false, final: true, ahs: E, data: header, itt: RESERVED_TAG, reason, ...this.numbers(true), dataSn: 0 };
+  }
+
+  /** A target ping: NOP-In with ITT reserved and a TTT that asks for an answer. */
+  ping(ttt: number, data: Buffer): NopIn {
+    return { opcode: Opcode.NopIn, immediate: false, final: true, ahs: E, data, itt: RESERVED_TAG, lun: Buffer.alloc(8), ttt, ...this.numbers(false) };
   }
 
   r2t(itt: number, ttt: number, bufferOffset: number, length: number, r2tSn: number): R2t {

@@ -611,6 +611,77 @@ describe('iSCSI initiator', () => {
       }
     });
 
+    it('Text Response with F=0: the initiator continues with the TTT and joins the pieces (RFC 7143 11.11.2)', async () => {
+      const { ScriptedTarget } = await import('../../helpers/initiator-peer');
+      const peer = await ScriptedTarget.start();
+      try {
+        const ini = new IscsiInitiator({ commandTimeoutMs: 5000 });
+        await ini.connect(peer.host, peer.port);
+        await ini.login({ targetName: 'iqn.peer' });
+        const asked: Array<{ ttt: number; data: number; itt: number }> = [];
+        peer.onText = (t, send) => {
+          asked.push({ ttt: t.ttt, data: t.data.length, itt: t.itt });
+          if (asked.length === 1) send(peer.text(t.itt, [['TargetName', 'iqn.a'], ['TargetAddress', '10.0.0.1:3260,1']], { ttt: 0x88 }));
+          else send(peer.text(t.itt, [['TargetName', 'iqn.b']], null));
+        };
+        const targets = await ini.sendTargets();
+        assert.deepStrictEqual(targets.map((t) => t.name), ['iqn.a', 'iqn.b']);
+        assert.equal(asked.length, 2);
+        assert.deepStrictEqual([asked[1].ttt, asked[1].data, asked[1].itt], [0x88, 0, asked[0].itt], 'empty request with the TTT, same ITT');
+        ini.close();
+      } finally {
+        await peer.stop();
+      }
+    });
+
+    it('a Reject naming an outstanding command fails that command (REJECTED) and only that one', async () => {
+      const { ScriptedTarget } = await import('../../helpers/initiator-peer');
+      const { encodeBhs } = await import('../../../target/iscsi/pdu');
+      const peer = await ScriptedTarget.start();
+      try {
+        const ini = new IscsiInitiator({ commandTimeoutMs: 5000 });
+        await ini.connect(peer.host, peer.port);
+        await ini.login({ targetName: 'iqn.peer' });
+        let first = true;
+        peer.onCommand = (cmd, send) => {
+          if (first) send(peer.reject(encodeBhs(cmd), RejectReason.InvalidPduField));
+          else send(peer.response(cmd.itt, 0));
+          first = false;
+        };
+        const e = await rejectsWith(ini.command({ lun: 0, cdb: Buffer.alloc(6) }), 'REJECTED');
+        assert.equal(e.detail.reason, RejectReason.InvalidPduField);
+        assert.equal((await ini.command({ lun: 0, cdb: Buffer.alloc(6) })).status, 0);
+        ini.close();
+      } finally {
+        await peer.stop();
+      }
+    });
+
+    it("the target's ping (NOP-In, TTT set) is answered with its TTT and data; AsyncEvent 0 is reported; AsyncEvent 2 drops", async () => {
+      const { ScriptedTarget } = await import('../../helpers/initiator-peer');
+      const peer = await ScriptedTarget.start();
+      try {
+        const ini = new IscsiInitiator({ commandTimeoutMs: 5000 });
+        await ini.connect(peer.host, peer.port);
+        await ini.login({ targetName: 'iqn.peer' });
+        const asyncs: number[] = [];
+        ini.on('async', (p: Pdu) => { if (p.opcode === Opcode.AsyncMessage) asyncs.push(p.asyncEvent); });
+        peer.send(peer.ping(0xabc, Buffer.from('target ping')));
+        peer.send(peer.asyncMessage(0, Buffer.from([0, 18, 0x70, 0, 6, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x3f, 0x0e, 0, 0, 0, 0])));
+        await ini.ping();
+        assert.equal(peer.pingAnswers.length, 1);
+        assert.deepStrictEqual([peer.pingAnswers[0].ttt, peer.pingAnswers[0].data.toString(), peer.pingAnswers[0].immediate], [0xabc, 'target ping', true]);
+        assert.deepStrictEqual(asyncs, [0]);
+        const closed = ini.closed();
+        peer.send(peer.asyncMessage(2));
+        const e = await closed;
+        assert.ok(e instanceof InitiatorError && e.code === 'CONNECTION_CLOSED');
+        assert.deepStrictEqual(asyncs, [0, 2]);
+      } finally {
+        await peer.stop();
+      }
+    });
+
     it('R2T beyond the command data fails the command; R2T within it gets exact Data-Out', async () => {
       const { ScriptedTarget } = await import('../../helpers/initiator-peer');
       const peer = await ScriptedTarget.start({ maxRecvDataSegmentLength: 1024, initialR2T: true, immediateData: false });
