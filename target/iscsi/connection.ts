@@ -157,15 +157,26 @@ export class Connection {
     this.statSn = sn >>> 0;
   }
 
-  /** Writes PDUs under one cork: BHS, data slices and digests go out without a copy. */
+  /**
+   * Writes PDUs without copying their data. The socket stays corked until the current tick ends,
+   * so PDUs sent by several completions in one tick leave in one writev.
+   */
   send(pdus: Pdu[]): void {
     if (this.closed || this.socket.destroyed) return;
-    const digests = { header: this.params.headerDigest && this.fullFeature, data: this.params.dataDigest && this.fullFeature };
     if (this.traceEnabled) for (const pdu of pdus) this.log.trace({ pdu: summary(pdu) }, 'sent');
-    this.socket.cork();
+    const digests = { header: this.params.headerDigest && this.fullFeature, data: this.params.dataDigest && this.fullFeature };
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     for (const pdu of pdus) for (const piece of framePdu(pdu, digests)) this.socket.write(piece);
-    this.socket.uncork();
   }
+
+  private corked = false;
 
   private fullFeature = false;
 

@@ -147,7 +147,7 @@ export class FullFeaturePhase extends PhaseHandler {
     const edtl = p.expectedDataTransferLength;
     const write = p.write && edtl > 0;
     return {
-      itt: p.itt, cmdSn: p.cmdSn, immediate: p.immediate, lun: decodeLun(p.lun), lunField: Buffer.from(p.lun), cdb,
+      itt: p.itt, cmdSn: p.cmdSn, immediate: p.immediate, lun: decodeLun(p.lun), lunField: p.lun, cdb,
       attr: p.attr, read: p.read, write: p.write, expectedLength: edtl, owner: this, state: write ? 'data' : 'ready', aborted: false,
       buffer: null, received: 0, unsolicitedOpen: write && !p.final,
       unsolicitedLimit: Math.min(this.session.params.firstBurstLength, edtl), unsolicitedDataSn: 0,

@@ -227,7 +227,9 @@ abstract class LoginPhase extends PhaseHandler {
     this.sendResponse(req, text, true, false, LoginStatus.SUCCESS);
     this.conn.phase = new FullFeaturePhase(this.conn, session);
     this.conn.enterFullFeature(st.negotiation.connection);
-    this.conn.log.info({ initiator: st.initiatorName, target: st.target?.name, type: st.sessionType }, 'login complete');
+    const cp = st.negotiation.connection;
+    this.conn.log.info({ initiator: st.initiatorName, target: st.target?.name, type: st.sessionType, auth: st.auth ?? 'None',
+      headerDigest: cp.headerDigest, dataDigest: cp.dataDigest }, 'login complete');
   }
 
   private createSession(): Session | undefined {

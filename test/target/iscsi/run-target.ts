@@ -8,6 +8,22 @@ import { ScsiTarget } from '../../../target/scsi/target';
 import { IscsiServer } from '../../../target/iscsi/server';
 import type { ChapSecret } from '../../../target/iscsi/types';
 import { MemoryStateStore, MemoryVolume } from '../../helpers/memory-volume';
+import type { LbaExtent, Volume, WriteOptions } from '../../../firmware/volume';
+
+/** --null: a volume that keeps nothing, to time the transport and SCSI layers alone. */
+class NullVolume implements Volume {
+  readonly naa = Buffer.from('60000000000000000000000000000001', 'hex');
+  readonly serial = 'NULL0001';
+  private readonly zeros: Buffer;
+  constructor(readonly id: string, readonly blockSize: 512 | 4096, readonly blockCount: number) {
+    this.zeros = Buffer.alloc(16 * 1024 * 1024);
+  }
+  async read(_lba: number, blocks: number): Promise<Buffer> { return this.zeros.subarray(0, blocks * this.blockSize); }
+  async write(_lba: number, _data: Buffer, _o: WriteOptions): Promise<void> { return; }
+  async flush(): Promise<void> { return; }
+  async unmap(): Promise<void> { return; }
+  extent(_lba: number, maxBlocks: number): LbaExtent { return { mapped: true, blocks: maxBlocks }; }
+}
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,7 +45,9 @@ async function main(): Promise<void> {
   const device = new ScsiTarget({
     name: iqn, log,
     luns: Array.from({ length: luns }, (_, lun) => ({
-      lun, kind: 'disk' as const, volume: new MemoryVolume({ blockCount: blocks, blockSize, id: `mem:ldev:${lun}` }),
+      lun, kind: 'disk' as const,
+      volume: process.argv.includes('--null') ? new NullVolume(`null:ldev:${lun}`, blockSize, blocks)
+        : new MemoryVolume({ blockCount: blocks, blockSize, id: `mem:ldev:${lun}` }),
       state: new MemoryStateStore(),
     })),
   });
