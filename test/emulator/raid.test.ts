@@ -45,29 +45,6 @@ class UnreadableDisk implements MemberDisk {
   close() { return this.d.close(); }
 }
 
-describe('FileDisk', () => {
-  const tmp = tmpDirs();
-
-  it('is a sparse file of the configured size that reads zeros', async () => {
-    const dir = tmp.make();
-    const [d] = await disks(dir, 1, 64 * MiB);
-    const st = await fs.stat(path.join(dir, 'd0.img'));
-    assert.equal(st.size, 64 * MiB);
-    assert.ok(st.blocks * 512 < 1 * MiB, `allocated ${st.blocks * 512} bytes`);
-    const buf = Buffer.alloc(4096, 0xee);
-    await d.readInto(32 * MiB, buf, 0, 4096);
-    assert.ok(buf.equals(Buffer.alloc(4096)));
-    await d.close();
-  });
-
-  it('reopening with another size is refused', async () => {
-    const dir = tmp.make();
-    const [d] = await disks(dir, 1, 4 * MiB);
-    await d.close();
-    await assert.rejects(FileDisk.open(path.join(dir, 'd0.img'), 8 * MiB, { create: true }), /disk is 4194304 bytes, the configuration says 8388608/);
-  });
-});
-
 describe('RAID 0', () => {
   const tmp = tmpDirs();
 
