@@ -9,7 +9,10 @@ import { PrState } from './pr';
 /** Pending unit attentions kept per I_T nexus; older ones drop off (SAM-5 5.14: may be merged). */
 export const uaQueueMax = 8;
 
-/** Ranges locked against each other by write-path commands (COMPARE AND WRITE atomicity). */
+/**
+ * Ranges locked against each other by write-path commands (COMPARE AND WRITE atomicity). Held
+ * ranges and waiters are bounded by the commands in flight, which the iSCSI command window bounds.
+ */
 export class RangeLock {
   private held: { lba: number; end: number; done: Promise<void> }[] = [];
 

@@ -37,9 +37,12 @@ export async function read(ctx: Ctx): Promise<Buffer | void> {
   return ctx.lu.volume.read(ctx.lba, ctx.blocks);
 }
 
+/** WRITE(6) opcode: its byte 1 holds LBA bits, not FUA. */
+const WRITE_6 = 0x0a;
+
 /** WRITE(6/10/12/16), SBC-3 5.32-5.35. */
 export async function write(ctx: Ctx): Promise<void> {
-  const fua = ctx.cdb.length > 6 && ctx.cdb[0] !== 0x0a ? (ctx.cdb[1] & 0x08) !== 0 : false;
+  const fua = ctx.cdb[0] !== WRITE_6 && (ctx.cdb[1] & 0x08) !== 0;
   const n = blocksSent(ctx, ctx.blocks);
   if (n === 0) return;
   const data = ctx.dataOut.subarray(0, n * ctx.lu.volume.blockSize);
