@@ -8,7 +8,7 @@ import { framePdu, PduReader } from '../../../target/iscsi/framing';
 import { CommandResult, InitiatorError, IscsiInitiator } from '../../../target/iscsi/initiator';
 import { parseSense } from '../../../target/iscsi/initiator-scsi';
 import { encodeLun, Opcode, Pdu, RejectReason, RESERVED_TAG, snLessThan } from '../../../target/iscsi/pdu';
-import { encodeText } from '../../../target/iscsi/text';
+import { decodeText, encodeText } from '../../../target/iscsi/text';
 import { IQN, Rig, startRig } from '../../helpers/iscsi-rig';
 
 const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
@@ -433,6 +433,39 @@ describe('iSCSI target robustness (property-based)', function () {
     await assertServing();
   });
 
+  it('random login keys and values: one well-formed Login Response (or a close), never a crash', async () => {
+    const knownKeys = ['HeaderDigest', 'DataDigest', 'MaxConnections', 'InitialR2T', 'ImmediateData', 'MaxRecvDataSegmentLength',
+      'MaxBurstLength', 'FirstBurstLength', 'DefaultTime2Wait', 'DefaultTime2Retain', 'MaxOutstandingR2T', 'DataPDUInOrder',
+      'DataSequenceInOrder', 'ErrorRecoveryLevel', 'SessionType', 'TargetName', 'InitiatorName', 'AuthMethod', 'CHAP_A', 'IFMarker',
+      'OFMarkInt', 'SendTargets', 'TargetAddress', 'TaskReporting', 'X-com.example.thing', 'X#vendor'];
+    const value = fc.oneof(
+      fc.constantFrom('Yes', 'No', 'None', 'CRC32C', 'CRC32C,None', '0', '1', '512', '8192', '16777215', '16777216', '4294967296',
+        '-1', '', 'Reject', 'Irrelevant', 'NotUnderstood', 'All', 'CHAP,None', '0x10', '1~2'),
+      fc.string({ maxLength: 30 }).filter((v) => !v.includes('\0')),
+    );
+    const pair = fc.tuple(fc.oneof(fc.constantFrom(...knownKeys), fc.stringMatching(/^[A-Za-z][A-Za-z0-9]{0,20}$/)), value);
+    await fc.assert(fc.asyncProperty(fc.array(pair, { maxLength: 12 }), fc.boolean(), async (pairs, operational) => {
+      const base: Array<[string, string]> = [['InitiatorName', 'iqn.2026-11.dev.dkc-emu:fuzz'], ['SessionType', 'Normal'], ['TargetName', IQN.plain]];
+      const login = Buffer.concat(framePdu({
+        opcode: Opcode.LoginRequest, immediate: true, final: true, transit: true, continue: false, csg: operational ? 1 : 0, nsg: operational ? 3 : 1,
+        versionMax: 0, versionMin: 0, isid: Buffer.from([0x80, 0, 0, 2, 0, 0]), tsih: 0, itt: 1, cid: 0, cmdSn: 1, expStatSn: 0,
+        ahs: E, data: encodeText([...base, ...(operational ? [] : [['AuthMethod', 'None'] as [string, string]]), ...pairs]),
+      }, NO_DIGESTS));
+      const replies = await rawExchange(login, 2000);
+      assert.ok(replies.pdus.length > 0 || replies.closed, 'a Login Request was left unanswered');
+      assert.ok(replies.pdus.length <= 1, 'one Login Response per Login Request');
+      for (const p of replies.pdus) {
+        assert.ok(p.opcode === Opcode.LoginResponse, `opcode 0x${p.opcode.toString(16)}`);
+        assert.ok(p.statusClass <= 3, `status class ${p.statusClass}`);
+        const answer = decodeText(p.data); // throws on malformed text from the target
+        if (p.statusClass === 0) {
+          for (const [k, v] of answer) assert.ok(v.length > 0 || k === 'TargetAlias', `${k} answered with an empty value`);
+        }
+      }
+    }), { seed, numRuns: Math.round(300 * scale) });
+    await assertServing();
+  });
+
   it('random and mutated CDBs in valid SCSI Command PDUs: a status per SAM-5, CHECK CONDITION with sense', async () => {
     let ini = await session();
     const statuses: Record<string, number> = {};
@@ -475,7 +508,7 @@ describe('iSCSI target robustness (property-based)', function () {
         if (r.kind === 'pdu') pdus.push(r.pdu);
         else assert.fail(`target sent an undecodable PDU: ${r.error.message}`);
         // Give a close that follows the answer a moment to arrive.
-        setTimeout(finish, 20);
+        setTimeout(finish, 5);
       });
       reader.maxDataSegmentLength = 1 << 24;
       s.on('data', (c: Buffer) => reader.push(c));
