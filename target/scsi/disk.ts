@@ -175,7 +175,7 @@ const rows: [number, OpEntry][] = [
   [Op.MAINTENANCE_IN, {
     name: 'MAINTENANCE IN',
     serviceActions: saTable([
-      [MaintenanceIn.REPORT_TARGET_PORT_GROUPS, { name: 'REPORT TARGET PORT GROUPS', cdbLength: 12, dir: 'in', allocationLength: [6, 4], pr: 'allowed', spc2Allowed: true, run: spc.reportTargetPortGroups }],
+      [MaintenanceIn.REPORT_TARGET_PORT_GROUPS, { name: 'REPORT TARGET PORT GROUPS', cdbLength: 12, dir: 'in', allocationLength: [6, 4], bits: { 1: 0xe0 }, pr: 'allowed', spc2Allowed: true, run: spc.reportTargetPortGroups }],
       [MaintenanceIn.REPORT_SUPPORTED_OPERATION_CODES, { name: 'REPORT SUPPORTED OPERATION CODES', cdbLength: 12, dir: 'in', allocationLength: [6, 4], bits: { 2: 0x87, 3: 0xff, 4: 0xff, 5: 0xff }, pr: 'allowed', spc2Allowed: true, run: spc.reportSupportedOpcodes }],
       [MaintenanceIn.REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS, { name: 'REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS', cdbLength: 12, dir: 'in', allocationLength: [6, 4], bits: { 2: 0x80 }, pr: 'allowed', spc2Allowed: true, run: spc.reportSupportedTmfs }],
     ]),

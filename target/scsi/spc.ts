@@ -157,8 +157,13 @@ export async function reportSupportedTmfs(ctx: Ctx): Promise<Buffer> {
   return b;
 }
 
-/** REPORT TARGET PORT GROUPS (SPC-4 6.37): one group, active/optimized, holding the ports in use. */
+/**
+ * REPORT TARGET PORT GROUPS (SPC-4 6.37): one group, active/optimized, holding the ports in use.
+ * PARAMETER DATA FORMAT 000b (length only) or 001b (extended header, which Linux asks first).
+ */
 export async function reportTargetPortGroups(ctx: Ctx): Promise<Buffer> {
+  const format = ctx.cdb[1] >> 5;
+  if (format > 1) throw invalidCdbField(1, 7);
   const group = targetPortGroup(ctx.nexus);
   const ports = new Set<number>([ctx.nexus.relativeTargetPortId]);
   for (const n of ctx.target.nexuses()) if (targetPortGroup(n) === group) ports.add(n.relativeTargetPortId);
@@ -168,8 +173,9 @@ export async function reportTargetPortGroups(ctx: Ctx): Promise<Buffer> {
   d.writeUInt16BE(group, 2);
   d[7] = ports.size;
   [...ports].sort((a, b) => a - b).forEach((p, i) => d.writeUInt16BE(p, 8 + 4 * i + 2));
-  const h = Buffer.alloc(4);
-  h.writeUInt32BE(d.length, 0);
+  const h = Buffer.alloc(format === 1 ? 8 : 4);
+  h.writeUInt32BE(d.length + h.length - 4, 0);
+  if (format === 1) h[4] = 0x10; // FORMAT TYPE 001b; IMPLICIT TRANSITION TIME 0
   return Buffer.concat([h, d]);
 }
 

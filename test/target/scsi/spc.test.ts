@@ -351,6 +351,10 @@ describe('REPORT TARGET PORT GROUPS', () => {
     await h.login('iqn.x:b', undefined, 1, 2);
     assert.deepStrictEqual(good(await h.run(a, hex('a3 0a 00 00 0000 00001000 00 00'))),
       hex('00000010 80 01 0001 00 00 00 02 0000 0001 0000 0002'));
+    assert.deepStrictEqual(good(await h.run(a, hex('a3 2a 00 00 0000 00001000 00 00'))),
+      hex('00000014 10 00 0000 80 01 0001 00 00 00 02 0000 0001 0000 0002'));
+    checkCondition(await h.run(a, hex('a3 4a 00 00 0000 00001000 00 00')), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 1, bit: 7 } });
+    h.assertNoBugs();
   });
 });
 
