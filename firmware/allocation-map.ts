@@ -64,7 +64,8 @@ export class AllocationMap {
     readonly file: string,
     private readonly fh: fs.FileHandle,
     readonly identity: AllocationMapIdentity,
-    storage: Buffer,
+    /** The bitmap's bytes, whole pages long (the tail past the volume stays zero). */
+    private readonly storage: Buffer,
     pages: PageState[],
   ) {
     this.bitmap = new Bitmap(identity.blockCount, storage);
@@ -189,14 +190,16 @@ export class AllocationMap {
 
   private persistPage(p: number): Promise<void> {
     const st = this.pages[p];
+    // A queued write snapshots the page when it starts, so it carries our bits. Check it first:
+    // between the end of the write in flight and the start of the queued one, inflight is
+    // already null, and starting another write then would put two writes on one slot.
+    if (st.queued) return st.queued;
     if (!st.inflight) return this.startPageWrite(p);
-    if (!st.queued) {
-      const after = () => {
-        st.queued = null;
-        return this.startPageWrite(p);
-      };
-      st.queued = st.inflight.then(after, after);
-    }
+    const after = () => {
+      st.queued = null;
+      return this.startPageWrite(p);
+    };
+    st.queued = st.inflight.then(after, after);
     return st.queued;
   }
 
@@ -205,7 +208,7 @@ export class AllocationMap {
     const slot: 0 | 1 = st.slot === 0 ? 1 : 0;
     const seq = st.seq + 1;
     // Snapshot now: bits set after this point go into the next (queued) write.
-    const buf = encodeSlot(p, seq, this.bitmap.bytes().subarray(p * PAGE_PAYLOAD_BYTES, (p + 1) * PAGE_PAYLOAD_BYTES));
+    const buf = encodeSlot(p, seq, this.storage.subarray(p * PAGE_PAYLOAD_BYTES, (p + 1) * PAGE_PAYLOAD_BYTES));
     const run = async () => {
       try {
         const { bytesWritten } = await this.fh.write(buf, 0, SLOT_BYTES, slotOffset(p, slot));

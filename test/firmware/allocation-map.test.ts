@@ -64,3 +64,29 @@ describe('AllocationMap', () => {
     await assert.rejects(AllocationMap.open(file, ID), /not a dkc-emu allocation map/);
   });
 });
+
+describe('AllocationMap under concurrent updates', () => {
+  const tmp = tmpDirs();
+
+  it('sets and clears from 64 workers: what the file holds after close equals RAM', async function () {
+    this.timeout(60_000);
+    const file = path.join(tmp.make(), 'a.map');
+    const m = await AllocationMap.open(file, ID);
+    let x = 12345;
+    const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+    const worker = async (w: number) => {
+      for (let i = 0; i < 150; i++) {
+        const bit = next() % 4000; // all on page 0: maximal contention
+        const p = m.update(bit, 1 + (next() % 3), next() % 3 !== 0, w % 8 === 0 && i % 10 === 0);
+        if (p) await p;
+        if (i % 7 === w % 7) await Promise.resolve(); // vary where in the microtask queue we land
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, (_x, w) => worker(w)));
+    const ram = Buffer.from(m.bitmap.bytes());
+    await m.close();
+    const again = await AllocationMap.open(file, ID);
+    assert.ok(again.bitmap.bytes().equals(ram));
+    await again.close();
+  });
+});
