@@ -60,6 +60,8 @@ interface LoginState {
   partialBytes: number;
   /** Response text still to send (our C bit, RFC 7143 11.13.3). */
   outgoing: Buffer | undefined;
+  /** Whether the stage may change once the continued response is out. */
+  pendingTransit: boolean;
 }
 
 /** Keys handled by identify() in the first request rather than by the negotiation engine. */
@@ -85,7 +87,9 @@ abstract class LoginPhase extends PhaseHandler {
       if (e instanceof LoginFailure) return this.fail(req.itt, e.status, e.message);
       if (e instanceof NegotiationFailure) return this.fail(req.itt, LoginStatus.INITIATOR_ERROR, e.message);
       if (e instanceof PduError) return this.fail(req.itt, LoginStatus.INITIATOR_ERROR, e.message);
-      throw e;
+      // A bug here, or in the device's nexusAdded: the initiator hears "target error".
+      this.conn.log.error({ err: e }, 'internal error during login');
+      return this.fail(req.itt, LoginStatus.TARGET_ERROR, 'internal error');
     }
   }
 
@@ -94,7 +98,7 @@ abstract class LoginPhase extends PhaseHandler {
     const st = this.st;
     if (st.outgoing !== undefined) {
       if (req.data.length > 0) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'keys sent while the target response continues');
-      return this.respond(req, [], false);
+      return this.respond(req, [], st.pendingTransit && req.transit);
     }
     if (req.continue) {
       st.partialBytes += req.data.length;
@@ -116,6 +120,7 @@ abstract class LoginPhase extends PhaseHandler {
       throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'InitiatorName, TargetName and SessionType belong in the first request');
     }
     const transit = this.negotiate(req, pairs.filter(([k]) => !IDENTITY_KEYS.has(k)), replies);
+    st.pendingTransit = transit;
     this.respond(req, replies, transit);
   }
 
@@ -334,7 +339,7 @@ export class LoginStart extends PhaseHandler {
     this.st = {
       first: true, isid: Buffer.alloc(0), tsih: 0, cid: 0, cmdSn: 0, initiatorName: '', sessionType: 'Normal',
       target: undefined, existing: undefined, negotiation: new Negotiation(conn.server.keyValues), auth: undefined, chap: undefined,
-      partial: [], partialBytes: 0, outgoing: undefined,
+      partial: [], partialBytes: 0, outgoing: undefined, pendingTransit: false,
     };
   }
 

@@ -68,6 +68,32 @@ describe('iSCSI login (RFC 7143 6, 11.12, 11.13)', () => {
       assert.notStrictEqual(r2.u16(14), 0);
     });
 
+    it('a long response continues with the C bit; the initiator asks on with empty requests', async () => {
+      await open();
+      const keys = Array.from({ length: 450 }, (_, i) => `X-k-${String(i).padStart(4, '0')}=v\0`).join('');
+      const all = Buffer.from(`InitiatorName=${INITIATOR}\0TargetName=${IQN}\0${keys}`);
+      c.send(c.loginPdu({ csg: 1, nsg: 3, transit: false, cont: true }), all.subarray(0, 4000));
+      assert.strictEqual((await c.expect()).data.length, 0);
+      c.send(c.loginPdu({ csg: 1, nsg: 3, transit: true }), all.subarray(4000));
+      const r1 = await c.expect();
+      assert.strictEqual(status(r1), 0);
+      assert.strictEqual(r1.data.length, 8192);
+      assert.strictEqual(r1.flags & 0xc0, 0x40, 'C=1, T=0');
+      c.send(c.loginPdu({ csg: 1, nsg: 3, transit: true }));
+      const r2 = await c.expect();
+      assert.strictEqual(r2.flags & 0xc0, 0x80, 'C=0, T=1');
+      const text = Buffer.concat([r1.data, r2.data]).toString();
+      assert.strictEqual(text.split('\0').filter((x) => x.endsWith('=NotUnderstood')).length, 450);
+      assert.notStrictEqual(r2.u16(14), 0, 'TSIH on the final response');
+    });
+
+    it('a failure inside the target during login -> 0x0300 target error', async () => {
+      await open();
+      s.device.nexusAdded = () => { throw new Error('device refused'); };
+      const r = await c.login({ InitiatorName: INITIATOR, TargetName: IQN }, { csg: 1, nsg: 3, transit: true });
+      assert.strictEqual(status(r), 0x0300);
+    });
+
     it('unknown target -> 0x0203', async () => {
       await open();
       const r = await c.login({ InitiatorName: INITIATOR, TargetName: 'iqn.2026-11.nowhere:x' }, { csg: 1, nsg: 3, transit: true });
