@@ -53,6 +53,7 @@ export class Ldev implements Volume {
   read(lba: number, blocks: number): Promise<Buffer> {
     this.checkRange(lba, blocks);
     if (this.closed) return Promise.reject(this.closedError());
+    if (blocks === 0) return Promise.resolve(Buffer.alloc(0));
     this.enter();
     const bs = this.blockSize;
     const end = lba + blocks;
