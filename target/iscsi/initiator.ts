@@ -158,6 +158,8 @@ interface Task {
 interface ScsiState {
   expectedLength: number;
   readBuffer: Buffer | null;
+  /** The data of a lone Data-In at offset 0, kept without a copy until a second one arrives. */
+  firstData: Buffer | null;
   received: number;
   nextDataSn: number;
   dataOut: Buffer | null;
@@ -449,7 +451,7 @@ export class IscsiInitiator extends EventEmitter implements LoginHost {
 
   private completeScsi(task: Task, r: Pick<CommandResult, 'response' | 'status' | 'sense' | 'residualUnderflow' | 'residualOverflow' | 'residualCount'>): void {
     const st = task.scsi!;
-    const data = st.readBuffer === null ? Buffer.alloc(0) : st.readBuffer.subarray(0, st.received);
+    const data = st.readBuffer !== null ? st.readBuffer.subarray(0, st.received) : st.firstData ?? EMPTY;
     const result: CommandResult = { itt: task.itt, ...r, data, senseInfo: r.sense && r.sense.length > 0 ? parseSense(r.sense) : null, r2ts: st.r2ts };
     this.finish(task, null, result);
   }
@@ -467,8 +469,15 @@ export class IscsiInitiator extends EventEmitter implements LoginHost {
       }
       st.nextDataSn++;
       if (pdu.data.length > 0) {
-        st.readBuffer ??= Buffer.alloc(st.expectedLength);
-        pdu.data.copy(st.readBuffer, pdu.bufferOffset);
+        if (st.readBuffer === null && st.firstData === null && pdu.bufferOffset === 0) {
+          st.firstData = pdu.data; // the common case, one Data-In for the whole transfer: no copy
+        } else {
+          if (st.readBuffer === null) {
+            st.readBuffer = Buffer.alloc(st.expectedLength);
+            st.firstData?.copy(st.readBuffer, 0);
+          }
+          pdu.data.copy(st.readBuffer, pdu.bufferOffset);
+        }
         st.received = Math.max(st.received, end);
       }
       if (pdu.hasStatus) {
@@ -772,7 +781,7 @@ export class IscsiInitiator extends EventEmitter implements LoginHost {
     const dataOut = req.dataOut ?? null;
     const expectedLength = req.expectedLength ?? dataOut?.length ?? 0;
     const { task, done } = this.newTask('scsi', req.lun, req.immediate ?? false, this.timeoutOf(req.timeoutMs), (cmdSn) => this.sendCommand(task, req, cmdSn));
-    task.scsi = { expectedLength, readBuffer: null, received: 0, nextDataSn: 0, dataOut, r2ts: 0 };
+    task.scsi = { expectedLength, readBuffer: null, firstData: null, received: 0, nextDataSn: 0, dataOut, r2ts: 0 };
     this.issue(task);
     return done as Promise<CommandResult>;
   }
