@@ -202,6 +202,16 @@ describe('iSCSI initiator', () => {
         await rejectsWith(rig.open({ chap: { ...CHAP, mutualUser: 'someone-else' } }, { targetName: IQN.mutual }), 'AUTHENTICATION');
       });
 
+      it('a second login with the same ISID and TSIH 0 reinstates the session: the old connection is closed (RFC 7143 6.3.5)', async () => {
+        const isid = Buffer.from([0x80, 0x12, 0x34, 0x56, 0, 0]);
+        const old = await rig.open({ isid });
+        const oldClosed = old.closed();
+        const fresh = await rig.open({ isid });
+        const e = await Promise.race([oldClosed, new Promise((r) => setTimeout(() => r('still open'), 3000))]);
+        assert.ok(e instanceof InitiatorError && e.code === 'CONNECTION_CLOSED', String(e));
+        await fresh.ping();
+      });
+
       it('an unknown target name -> login failure, not found (0203)', async () => {
         const e = await rejectsWith(rig.open({}, { targetName: 'iqn.2026-11.dev.dkc-emu:nope' }), 'LOGIN_FAILED');
         assert.equal(e.detail.statusClass, 2);
