@@ -4,7 +4,7 @@
 //   <data-dir>/lock                            pid of the process using the directory
 //   <data-dir>/<dkc>/disks/<group>-<i>.img     sparse disk files
 //   <data-dir>/<dkc>/ldev/ldev-<hex>.map       allocation maps (firmware/allocation-map.ts)
-//   <data-dir>/<dkc>/state/<target>/lun-<n>/   per-LU state documents (firmware/state-store.ts)
+//   <data-dir>/<dkc>/state/<target>/ldev-<hex>/ per-LU state documents (firmware/state-store.ts)
 //
 // A configuration may append DKCs, RAID groups and volumes to an existing directory; anything
 // that would move or resize existing data (geometry, serial, a volume's group, size, block size
@@ -12,6 +12,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../firmware/durable';
+import { ldevHex } from '../firmware/identity';
 import type { RackConfig } from './config';
 
 const FORMAT = 'dkc-emu-layout/1';
@@ -52,10 +53,14 @@ export function ldevDir(dataDir: string, dkc: string): string {
   return path.join(dataDir, dkc, 'ldev');
 }
 
-/** Per-LU state directory; the target name is escaped so any iSCSI name is one safe path segment. */
-export function luStateDir(dataDir: string, dkc: string, target: string, lun: number): string {
+/**
+ * Per-LU state directory. Keyed by target and LDEV, not LUN: the state (reservations) belongs to
+ * the device the host identifies by its NAA, so renumbering LUNs keeps it with its volume. The
+ * target name is escaped so any iSCSI name is one safe path segment.
+ */
+export function luStateDir(dataDir: string, dkc: string, target: string, ldev: number): string {
   const safe = target.replace(/[^A-Za-z0-9.-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return path.join(dataDir, dkc, 'state', safe, `lun-${lun}`);
+  return path.join(dataDir, dkc, 'state', safe, `ldev-${ldevHex(ldev)}`);
 }
 
 /**

@@ -91,7 +91,7 @@ function buildTarget(
       lun: l.lun,
       kind: 'disk',
       volume,
-      state: new DirStateStore(luStateDir(opts.dataDir, d.name, t.name, l.lun)),
+      state: new DirStateStore(luStateDir(opts.dataDir, d.name, t.name, l.ldev)),
       readOnly: l.readOnly,
       removable: l.removable,
       vendor: l.vendor,

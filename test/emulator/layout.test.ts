@@ -70,8 +70,8 @@ describe('data directory layout', () => {
     await again();
   });
 
-  it('LU state directories escape the target name into one path segment', () => {
-    const d = luStateDir('/data', 'dkc0', 'iqn.2026-11.dev.dkc-emu:a/b', 3);
-    assert.equal(d, '/data/dkc0/state/iqn.2026-11.dev.dkc-emu%3aa%2fb/lun-3');
+  it('LU state directories: target name escaped into one path segment, keyed by LDEV', () => {
+    const d = luStateDir('/data', 'dkc0', 'iqn.2026-11.dev.dkc-emu:a/b', 0x1a);
+    assert.equal(d, '/data/dkc0/state/iqn.2026-11.dev.dkc-emu%3aa%2fb/ldev-001A');
   });
 });
