@@ -20,7 +20,7 @@ CHAP="${TEST_CHAP_IQN:-iqn.2026-11.dev.dkc-emu:test.chap}"
 MUTUAL="${TEST_MUTUAL_IQN:-iqn.2026-11.dev.dkc-emu:test.mutual}"
 USER_="${TEST_CHAP_USER:-dkc-test}" SECRET="${TEST_CHAP_SECRET:-dkc-test-secret1}"
 MUSER="${TEST_MUTUAL_USER:-$USER_}" MSECRET="${TEST_MUTUAL_SECRET:-$SECRET}"
-TUSER="${TEST_MUTUAL_TARGET_USER:-dkc-target}" TSECRET="${TEST_MUTUAL_TARGET_SECRET:-dkc-target-secret2}"
+TUSER="${TEST_MUTUAL_TARGET_USER:-dkc-target}" TSECRET="${TEST_MUTUAL_TARGET_SECRET:-dkc-tgt-secret2}"
 
 command -v tgtd >/dev/null || { echo "standin-tgt: tgtd not found (apt-get install tgt)" >&2; exit 2; }
 if ss -Hltn "sport = :$PORT" | grep -q .; then echo "standin-tgt: port $PORT busy" >&2; exit 2; fi

@@ -239,7 +239,7 @@ resolve_layout() {
   : "${TEST_CHAP_USER:=dkc-test}" "${TEST_CHAP_SECRET:=dkc-test-secret1}"
   : "${TEST_MUTUAL_IQN:=iqn.2026-11.dev.dkc-emu:test.mutual}" "${TEST_MUTUAL_LUN:=0}"
   : "${TEST_MUTUAL_USER:=$TEST_CHAP_USER}" "${TEST_MUTUAL_SECRET:=$TEST_CHAP_SECRET}"
-  : "${TEST_MUTUAL_TARGET_USER:=dkc-target}" "${TEST_MUTUAL_TARGET_SECRET:=dkc-target-secret2}"
+  : "${TEST_MUTUAL_TARGET_USER:=dkc-target}" "${TEST_MUTUAL_TARGET_SECRET:=dkc-tgt-secret2}"
   echo "layout: main $TEST_IQN (512 B LUN $TEST_LUN_512, 4096 B LUN $TEST_LUN_4K," \
        "removable LUN $TEST_LUN_REMOVABLE, read-only LUN $TEST_LUN_READONLY)"
   echo "layout: CHAP $TEST_CHAP_IQN LUN $TEST_CHAP_LUN; mutual CHAP $TEST_MUTUAL_IQN LUN $TEST_MUTUAL_LUN"
