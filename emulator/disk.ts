@@ -71,16 +71,24 @@ export class FileDisk {
     if (bytesRead < length) await this.finishVector(offset, buffers, bytesRead, 'read');
   }
 
-  async write(offset: number, data: Buffer, dataOffset: number, length: number, fua: boolean): Promise<void> {
+  /** One pwrite (more only on a short write); FUA: fdatasync before resolving. */
+  write(offset: number, data: Buffer, dataOffset: number, length: number, fua: boolean): Promise<void> {
     this.check(offset, length);
-    let done = await new Promise<number>((resolve, reject) => {
-      fsWrite(this.fh.fd, data, dataOffset, length, offset, (err, written) => (err ? reject(err) : resolve(written)));
+    return new Promise((resolve, reject) => {
+      fsWrite(this.fh.fd, data, dataOffset, length, offset, (err, written) => {
+        if (err) return reject(err);
+        const rest = written === length ? null : this.finishWrite(offset, data, dataOffset, length, written);
+        if (!fua) return rest ? rest.then(resolve, reject) : resolve();
+        (rest ?? Promise.resolve()).then(() => this.datasyncs.sync()).then(resolve, reject);
+      });
     });
+  }
+
+  private async finishWrite(offset: number, data: Buffer, dataOffset: number, length: number, done: number): Promise<void> {
     while (done < length) {
       const { bytesWritten } = await this.fh.write(data, dataOffset + done, length - done, offset + done);
       done += bytesWritten;
     }
-    if (fua) await this.datasyncs.sync();
   }
 
   /** Gather write: buffers written one after the other at offset (one pwritev). */
@@ -106,7 +114,7 @@ export class FileDisk {
       const skip = Math.max(0, Math.min(b.length, done - pos));
       if (skip < b.length) {
         if (kind === 'read') await this.readInto(offset + pos + skip, b, skip, b.length - skip);
-        else await this.write(offset + pos + skip, b, skip, b.length - skip, false);
+        else await this.finishWrite(offset + pos + skip, b, skip, b.length - skip, 0);
       }
       pos += b.length;
     }
