@@ -727,6 +727,10 @@ export class IscsiInitiator extends EventEmitter implements LoginHost {
         try {
           this.expStatSn = (pdu.statSn + 1) >>> 0;
           if (pdu.statusClass !== 0) return reject(loginFailure(pdu));
+          // RFC 7143 11.13: the response answers our request: same ITT and ISID, version 0.
+          if (pdu.itt !== req.itt || !pdu.isid.equals(this.isid) || pdu.versionActive !== 0) {
+            return reject(new InitiatorError('PROTOCOL', `Login Response for ITT 0x${pdu.itt.toString(16)}, ISID ${pdu.isid.toString('hex')}, version ${pdu.versionActive}`));
+          }
           parts.push(pdu.data);
           if (parts.length > loginRoundsMax) return reject(new InitiatorError('PROTOCOL', 'login response continues too long'));
           if (pdu.continue) {
