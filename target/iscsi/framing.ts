@@ -119,24 +119,26 @@ export class PduReader {
   }
 
   private peek(n: number): Buffer {
-    if (this.chunks[0].length >= n) return this.chunks[0].subarray(0, n);
-    this.chunks = [Buffer.concat(this.chunks)];
+    this.gather(n);
     return this.chunks[0].subarray(0, n);
+  }
+
+  /** Makes the first chunk at least n bytes long, merging only the chunks that takes. */
+  private gather(n: number): void {
+    if (this.chunks[0].length >= n) return;
+    let len = 0;
+    let k = 0;
+    while (len < n) len += this.chunks[k++].length;
+    this.chunks.splice(0, k, Buffer.concat(this.chunks.slice(0, k), len));
   }
 
   /** Removes n bytes from the front; a PDU within one chunk costs no copy. */
   private take(n: number): Buffer {
-    let out: Buffer;
+    this.gather(n);
     const first = this.chunks[0];
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      const all = Buffer.concat(this.chunks);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
-    }
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
     this.buffered -= n;
     return out;
   }
