@@ -99,7 +99,7 @@ function visible(t: TargetDefinition, initiatorName: string): boolean {
 }
 
 /** The address an initiator can reach a portal at: the arrival address for a wildcard listener. */
-function advertised(server: ServerContext, portal: Portal, local: Portal): Portal {
+export function advertised(server: Pick<ServerContext, 'boundPortal'>, portal: Portal, local: Portal): Portal {
   const bound = server.boundPortal(portal);
   const wildcard = bound.host === '0.0.0.0' || bound.host === '::' || bound.host === '';
   const host = wildcard ? local.host.replace(/^::ffff:/, '') : bound.host;
