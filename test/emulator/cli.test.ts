@@ -68,6 +68,26 @@ describe('dkc start', () => {
     assert.match(r.stderr, /--listen <host:port>' argument 'nowhere' is invalid. must be HOST:PORT/);
   });
 
+  it('a portal already in use: error, exit 1, the data directory is released', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as net.AddressInfo).port;
+    const dataDir = tmp.make('dkc-busy');
+    try {
+      const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'start', '--config', 'configs/test.yaml', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'silent'], { cwd: ROOT });
+        let stderr = '';
+        child.stderr.on('data', (c) => (stderr += c));
+        child.on('close', (status) => resolve({ status, stderr }));
+      });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /EADDRINUSE/);
+      assert.ok(!existsSync(path.join(dataDir, 'lock')));
+    } finally {
+      busy.close();
+    }
+  });
+
   it('an invalid config is reported with file:line and exit 1', () => {
     const r = dkc('start', '--config', path.relative(ROOT, path.join(BROKEN_DIR, 'bad-size.yaml')));
     assert.equal(r.status, 1);
