@@ -259,10 +259,11 @@ export function decodePdu(bhs: Buffer, ahs: Buffer = EMPTY, data: Buffer = EMPTY
     throw new PduError('UNKNOWN_OPCODE', RejectReason.CommandNotSupported, `opcode 0x${head.opcode.toString(16)} is not an iSCSI opcode`);
   }
   // Every layout starts at byte 2 and skips the lengths at bytes 4..7.
-  const body = layout.parse(bhs.subarray(2)) as Record<string, unknown>;
+  // r2 (the raw bytes 2..3) is dropped by destructuring, not delete: a deleted property would
+  // leave every PDU object in slow dictionary mode on the hot path.
+  const { r2: _r2, ...body } = layout.parse(bhs.subarray(2)) as Record<string, unknown>;
   const flags = head.flags;
   const pdu = { ...body, opcode: head.opcode, immediate: head.immediate === 1, final: (flags & 0x80) !== 0, ahs, data } as Record<string, unknown>;
-  delete pdu.r2;
   applyFlags(pdu as unknown as Pdu, flags);
   return pdu as unknown as Pdu;
 }
