@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { openDkc } from '../../emulator/build';
 import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
-import { crashConfig, SLOT_BLOCKS } from './fixtures/crash-plan';
+import { crashConfig, SLOT_BLOCKS, slotMap } from './fixtures/crash-plan';
 
 const CHILD = path.join(__dirname, 'fixtures', 'crash-writer.js');
 
@@ -65,25 +65,26 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
   assert.ok(out.written.size >= killAfter && !out.done);
   const dkc = await openDkc(crashConfig(), dir, silentLog);
   try {
-    const v = dkc.ldevByName('vol');
+    const map = slotMap([dkc.ldevByName('vol'), dkc.ldevByName('vol4k')]);
     let checkedData = 0;
     let checkedZero = 0;
-    for (let slot = 0; slot < v.blockCount / SLOT_BLOCKS; slot++) {
-      const base = slot * SLOT_BLOCKS;
+    for (let slot = 0; slot < map.count; slot++) {
+      const { v, base } = map.at(slot);
+      const bs = v.blockSize;
       const w = out.written.get(slot);
       if (!out.issued.has(slot) || out.unmapped.has(slot)) {
         // Never written, or unmapped and acknowledged: the whole slot reads zeros.
         assert.deepEqual(v.extent(base, SLOT_BLOCKS), { mapped: false, blocks: SLOT_BLOCKS }, `slot ${slot} should be unmapped`);
-        assert.ok((await v.read(base, SLOT_BLOCKS)).equals(Buffer.alloc(SLOT_BLOCKS * 512)), `slot ${slot} should read zeros`);
+        assert.ok((await v.read(base, SLOT_BLOCKS)).equals(Buffer.alloc(SLOT_BLOCKS * bs)), `slot ${slot} should read zeros`);
         checkedZero++;
       } else if (w) {
         const got = await v.read(w.lba, w.blocks);
-        const want = pattern(512, w.lba, w.blocks, seed);
+        const want = pattern(bs, w.lba, w.blocks, seed);
         // If an unmap of this slot was in flight, a block may read data or zeros (unmapped).
         const mayBeUnmapped = out.unmapping.has(slot);
         for (let i = 0; i < w.blocks; i++) {
-          const b = got.subarray(i * 512, (i + 1) * 512);
-          const ok = b.equals(want.subarray(i * 512, (i + 1) * 512)) || (mayBeUnmapped && b.equals(Buffer.alloc(512)) && !v.extent(w.lba + i, 1).mapped);
+          const b = got.subarray(i * bs, (i + 1) * bs);
+          const ok = b.equals(want.subarray(i * bs, (i + 1) * bs)) || (mayBeUnmapped && b.equals(Buffer.alloc(bs)) && !v.extent(w.lba + i, 1).mapped);
           assert.ok(ok, `slot ${slot} LBA ${w.lba + i}: acknowledged write lost`);
         }
         checkedData++;
