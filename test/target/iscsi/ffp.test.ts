@@ -390,6 +390,53 @@ describe('iSCSI full feature phase', () => {
       assert.strictEqual((await c.expect()).u8(2), 2);
     });
 
+    it('ABORT TASK SET aborts this session\'s tasks only; CLEAR TASK SET those of every session', async () => {
+      await open();
+      const other = await RawClient.connect(s.port);
+      try {
+        other.isid = Buffer.from([0x80, 0, 0, 0, 0, 0x99]);
+        await other.loginNormal({}, 'iqn.2026-11.dev.dkc-emu:host2');
+        s.device.hold();
+        c.scsi({ cdb: [0], edtl: 0 });
+        other.scsi({ cdb: [0], edtl: 0 });
+        await new Promise((r) => setTimeout(r, 50));
+        c.tmf({ fn: 2 });
+        setTimeout(() => s.device.release(), 50);
+        assert.strictEqual((await c.expect()).opcode, Op.TMF_RESPONSE);
+        assert.strictEqual(await c.next(150), undefined, 'own task aborted');
+        assert.strictEqual((await other.expect()).opcode, Op.SCSI_RESPONSE, 'the other session\'s task completes');
+        s.device.hold();
+        c.scsi({ cdb: [0], edtl: 0 });
+        other.scsi({ cdb: [0], edtl: 0 });
+        await new Promise((r) => setTimeout(r, 50));
+        c.tmf({ fn: 4 });
+        setTimeout(() => s.device.release(), 50);
+        assert.strictEqual((await c.expect()).u8(2), 0);
+        assert.strictEqual(await c.next(150), undefined);
+        assert.strictEqual(await other.next(150), undefined, 'CLEAR TASK SET aborts the other session\'s task too');
+      } finally {
+        other.close();
+      }
+    });
+
+    it('session reinstatement aborts the old session\'s tasks without responses', async () => {
+      await open();
+      s.device.hold();
+      c.scsi({ cdb: [0], edtl: 0 });
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await RawClient.connect(s.port);
+      try {
+        await again.loginNormal();
+        s.device.release();
+        assert.ok(await c.waitClosed());
+        again.scsi({ cdb: [0], edtl: 0 });
+        const r = await again.expect();
+        assert.strictEqual(r.opcode, Op.SCSI_RESPONSE);
+      } finally {
+        again.close();
+      }
+    });
+
     it('CLEAR ACA -> not supported; TASK REASSIGN -> reassignment not supported', async () => {
       await open();
       c.tmf({ fn: 3 });
