@@ -364,8 +364,7 @@ export class FullFeaturePhase extends PhaseHandler {
   }
 
   override text(p: TextRequest): void {
-    // A continuation (our TTT) belongs to the exchange in progress; a new request takes a CmdSN.
-    if (p.ttt !== RESERVED_TAG) return handleText(this, p);
+    // Every Text Request, a continuation too, is a command with its own CmdSN (RFC 7143 11.10).
     this.order(p, () => handleText(this, p));
   }
 

@@ -503,6 +503,9 @@ describe('iSCSI full feature phase', () => {
       const all = Buffer.concat(pieces.map((p) => p.data)).toString().split('\0').filter((x) => x);
       assert.strictEqual(all.length, 40);
       assert.ok(all.every((kv) => kv.endsWith('=NotUnderstood')));
+      // Continuations took CmdSNs: the window must have moved past them.
+      c.nopOut({ itt: 0x71, immediate: false });
+      assert.strictEqual((await c.expect()).opcode, Op.NOP_IN);
     });
 
     it('SendTargets in a normal session reports its own target', async () => {
