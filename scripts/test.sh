@@ -212,6 +212,14 @@ run_unit() {
   if [ -z "$(find dist/test -name '*.test.js' 2>/dev/null | head -n 1)" ]; then
     echo "unit: no test files under dist/test"; note "unit (mocha)" "no test files"; return 0
   fi
+  # tsc never deletes output: a compiled test whose source is gone would still run (not in CI,
+  # which starts from a clean checkout); name them so the developer can remove dist/
+  local js src stale=""
+  while IFS= read -r js; do
+    src="${js#dist/}"; src="${src%.js}.ts"
+    [ -f "$src" ] || stale="$stale $js"
+  done < <(find dist/test -name '*.test.js')
+  [ -n "$stale" ] && echo "unit: WARNING: compiled tests without a source (rm -rf dist to drop them):$stale"
   npx --no-install mocha --reporter ./scripts/mocha-counts-reporter.cjs \
       --reporter-option "output=$counts" < /dev/null
   rc=$?
