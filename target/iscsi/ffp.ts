@@ -31,6 +31,11 @@ export const TransportSense = Object.freeze({
   PROTOCOL_SERVICE_CRC_ERROR: Object.freeze({ key: SenseKey.ABORTED_COMMAND, asc: 0x47, ascq: 0x05, name: 'PROTOCOL_SERVICE_CRC_ERROR' }),
 });
 
+/** RFC 7143 11.3.1.2 ATTR: 0 untagged, 1 simple, 2 ordered, 3 head of queue, 4 ACA. */
+const ATTRIBUTES: Readonly<Record<number, TaskAttribute>> = Object.freeze({
+  0: TaskAttribute.Simple, 1: TaskAttribute.Simple, 2: TaskAttribute.Ordered, 3: TaskAttribute.HeadOfQueue, 4: TaskAttribute.Aca,
+});
+
 type Ordered = ScsiCommandPdu | TaskMgmtRequest | TextRequest | LogoutRequest | NopOut;
 
 export class FullFeaturePhase extends PhaseHandler {
@@ -270,7 +275,7 @@ export class FullFeaturePhase extends PhaseHandler {
     const cmd: ScsiCommand = {
       nexus: this.session.nexus!, lun: task.lun, cdb: task.cdb, expectedLength: task.expectedLength,
       dataOut: task.write ? (task.buffer?.subarray(0, task.received) ?? EMPTY) : null, taskTag: task.itt,
-      attribute: task.attr <= TaskAttribute.Aca ? task.attr : TaskAttribute.Simple,
+      attribute: ATTRIBUTES[task.attr] ?? TaskAttribute.Simple,
     };
     let result: Promise<ScsiResponse>;
     try {

@@ -1,4 +1,5 @@
 import assert from 'assert';
+import { TaskAttribute } from '../../../target/scsi/types';
 import { BLOCK } from './fake-device';
 import { INITIATOR, IQN, Op, RawClient, RawPdu, read10, startServer, Started, write10 } from './harness';
 
@@ -56,6 +57,16 @@ describe('iSCSI full feature phase', () => {
       assert.deepStrictEqual([a.itt, b.itt], [0x50, 0x51]);
       assert.deepStrictEqual(s.device.commands.map((x) => x.taskTag), [0x50, 0x51]);
       assert.strictEqual(b.expCmdSn, sn + 2);
+    });
+
+    it('ATTR maps to SAM task attributes (RFC 7143 11.3.1.2)', async () => {
+      await open();
+      for (const attr of [0, 1, 2, 3, 4]) {
+        c.scsi({ cdb: [0], edtl: 0, attr });
+        await c.expect();
+      }
+      assert.deepStrictEqual(s.device.commands.map((x) => x.attribute),
+        [TaskAttribute.Simple, TaskAttribute.Simple, TaskAttribute.Ordered, TaskAttribute.HeadOfQueue, TaskAttribute.Aca]);
     });
 
     it('immediate commands do not advance ExpCmdSN', async () => {
