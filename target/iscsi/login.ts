@@ -6,8 +6,7 @@ import { CHAP_KEYS, Negotiation, NegotiationFailure, SessionKind } from './keys'
 import { FullFeaturePhase } from './ffp';
 import { LoginRequest, Opcode, PduError } from './pdu';
 import { PhaseHandler } from './phase';
-import { cmdWindowMax } from './session';
-import { Session } from './session';
+import { cmdWindowMax, Session } from './session';
 import { decodeText, encodeText, TEXT_EXCHANGE_BYTES_MAX, TextPairs } from './text';
 import type { ChapSecret, TargetDefinition } from './types';
 
