@@ -221,6 +221,21 @@ describe('iSCSI login (RFC 7143 6, 11.12, 11.13)', () => {
       assert.strictEqual(r.pairs.has('TargetPortalGroupTag'), false);
     });
 
+    it('discovery CHAP: the discovery credentials log in, the target\'s do not', async () => {
+      await open({ chap: { user: 'tuser', secret: 'target-only-123' } }, { discoveryChap: CHAP });
+      const step = async (cl: RawClient, user: string, secret: string) => {
+        const r1 = await cl.login({ InitiatorName: INITIATOR, SessionType: 'Discovery', AuthMethod: 'CHAP' }, { csg: 0, nsg: 1, transit: false });
+        assert.strictEqual(r1.pairs.get('AuthMethod'), 'CHAP');
+        const r2 = await cl.login({ CHAP_A: '5' }, { csg: 0, nsg: 1, transit: false });
+        const resp = chapResponse(Number(r2.pairs.get('CHAP_I')), secret, Buffer.from(r2.pairs.get('CHAP_C')!.slice(2), 'hex'));
+        return cl.login({ CHAP_N: user, CHAP_R: `0x${resp.toString('hex')}` }, { csg: 0, nsg: 3, transit: true });
+      };
+      assert.strictEqual(status(await step(c, CHAP.user, CHAP.secret)), 0);
+      c.close();
+      c = await RawClient.connect(s.port);
+      assert.strictEqual(status(await step(c, 'tuser', 'target-only-123')), 0x0201);
+    });
+
     it('discovery CHAP: AuthMethod=None is refused -> 0x0201', async () => {
       await open({}, { discoveryChap: CHAP });
       const r = await c.login({ InitiatorName: INITIATOR, SessionType: 'Discovery', AuthMethod: 'None' }, { csg: 0, nsg: 1, transit: true });
