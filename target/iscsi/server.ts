@@ -37,13 +37,20 @@ export class IscsiServer implements ServerContext {
   /** Listens on every distinct portal (host:port) of the targets. */
   async start(): Promise<void> {
     const seen = new Set<string>();
-    for (const t of this.options.targets) {
-      for (const p of t.portals) {
-        const key = `${p.host}|${p.port}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        await this.listen(p);
+    try {
+      for (const t of this.options.targets) {
+        for (const p of t.portals) {
+          const key = `${p.host}|${p.port}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          await this.listen(p);
+        }
       }
+    } catch (e) {
+      // A portal that cannot be bound (EADDRINUSE, EACCES) leaves none of the others open.
+      await Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+      this.listeners.length = 0;
+      throw e;
     }
   }
 
