@@ -219,6 +219,30 @@ function fieldPointer(sense: Buffer): { cdb: boolean; byte: number } | null {
   return { cdb: (sks[0] & 0x40) !== 0, byte: sks.readUInt16BE(1) };
 }
 
+/** Applies Data-Out mutations to one R2T's sequence (by position, wrapping). */
+function mutateSequence<T extends { dataSn: number; bufferOffset: number; ttt: number; final: boolean; data: Buffer }>(
+  seq: T[], muts: Array<{ kind: string; at: number; by: number }>,
+): T[] {
+  const out = [...seq];
+  for (const m of muts) {
+    if (out.length === 0) break;
+    const i = m.at % out.length;
+    const d = { ...out[i] };
+    switch (m.kind) {
+      case 'dataSn': d.dataSn = (d.dataSn + m.by) >>> 0; break;
+      case 'offset': d.bufferOffset = (d.bufferOffset + m.by) >>> 0; break;
+      case 'ttt': d.ttt = (d.ttt ^ m.by) >>> 0; break;
+      case 'final': d.final = !d.final; break;
+      case 'drop': out.splice(i, 1); continue;
+      case 'dup': out.splice(i, 0, d); continue;
+      case 'grow': d.data = Buffer.concat([d.data, Buffer.alloc(Math.min(m.by, 512), 0x11)]); break;
+      case 'swap': if (out.length > 1) { const j = (i + 1) % out.length; [out[i], out[j]] = [out[j], out[i]]; } continue;
+    }
+    out[i] = d;
+  }
+  return out;
+}
+
 let fieldPointers = 0;
 
 function checkCdbResult(c: CdbCase, r: CommandResult): void {
@@ -463,6 +487,82 @@ describe('iSCSI target robustness (property-based)', function () {
         }
       }
     }), { seed, numRuns: Math.round(300 * scale) });
+    await assertServing();
+  });
+
+  it('Data-Out answering an R2T with mutated DataSN, offsets, TTT, F bits and lengths: the task ends or can be aborted', async () => {
+    type DoMut = { kind: 'dataSn' | 'offset' | 'ttt' | 'final' | 'drop' | 'dup' | 'grow' | 'swap'; at: number; by: number };
+    const doMut: fc.Arbitrary<DoMut> = fc.record({
+      kind: fc.constantFrom('dataSn', 'offset', 'ttt', 'final', 'drop', 'dup', 'grow', 'swap'),
+      at: fc.nat(15), by: fc.integer({ min: 1, max: 4096 }),
+    });
+    const outcomes: Record<string, number> = {};
+    await fc.assert(fc.asyncProperty(fc.array(doMut, { maxLength: 3 }), fc.integer({ min: 1, max: 48 }), async (muts, blocks) => {
+      const ini = await session({ proposal: { initialR2T: true, immediateData: false, maxBurstLength: 8192 } });
+      for (let i = 0; i < 3 && (await ini.command({ lun: 0, cdb: Buffer.alloc(6) })).status !== 0; i++);
+      const pdus: Pdu[] = [];
+      const statSn = ini.numbers.expStatSn;
+      ini.on('pdu', (p: Pdu) => pdus.push(p));
+      const itt = ini.allocateItt();
+      const cmdSn = ini.takeCmdSn();
+      const len = blocks * 512;
+      const data = Buffer.alloc(len);
+      for (let i = 0; i < len; i += 4) data.writeUInt32BE((i * 2654435761 + blocks) >>> 0, i);
+      const mrdsl = ini.session.params!.targetMaxRecvDataSegmentLength;
+      let firstBurst = true;
+      const ended = new Promise<Pdu | null>((resolve) => {
+        ini.on('unexpected', (p: Pdu) => {
+          if (p.itt !== itt) return;
+          if (p.opcode === Opcode.ScsiResponse) return resolve(p);
+          if (p.opcode !== Opcode.R2t) return;
+          let seq: Array<Extract<Pdu, { opcode: Opcode.DataOut }>> = [];
+          for (let at = p.bufferOffset, sn = 0; at < p.bufferOffset + p.desiredDataTransferLength; at += mrdsl, sn++) {
+            const n = Math.min(mrdsl, p.bufferOffset + p.desiredDataTransferLength - at);
+            seq.push({
+              opcode: Opcode.DataOut, immediate: false, final: at + n >= p.bufferOffset + p.desiredDataTransferLength, ahs: E,
+              data: data.subarray(Math.min(at, len), Math.min(at + n, len)), itt, lun: encodeLun(0), ttt: p.ttt,
+              expStatSn: ini.numbers.expStatSn, dataSn: sn, bufferOffset: at,
+            });
+          }
+          if (firstBurst) seq = mutateSequence(seq, muts);
+          firstBurst = false;
+          for (const d of seq) ini.sendPdu(d);
+        });
+        ini.once('close', () => resolve(null));
+        setTimeout(() => resolve(null), 150);
+      });
+      ini.sendPdu({
+        opcode: Opcode.ScsiCommand, immediate: false, final: true, read: false, write: true, attr: 0, ahs: E, data: E, itt,
+        lun: encodeLun(0), expectedDataTransferLength: len, cmdSn, expStatSn: ini.numbers.expStatSn,
+        cdb: Buffer.from([0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, blocks, 0, 0]),
+      });
+      const response = await ended;
+      const what = JSON.stringify({ muts, blocks });
+      let outcome: string;
+      if (response !== null && response.opcode === Opcode.ScsiResponse) {
+        assert.ok(STATUSES.has(response.status), `${what}: status 0x${response.status.toString(16)}`);
+        if (response.status === 0x02) assert.ok(response.data.length >= 10, `${what}: CHECK CONDITION without sense`);
+        if (muts.length === 0) assert.equal(response.status, 0, `${what}: an unmutated write is GOOD`);
+        outcome = response.status === 0 ? 'good' : 'check condition';
+        // GOOD means every byte arrived where it belongs (DataPDUInOrder=Yes, RFC 7143 13.18).
+        if (response.status === 0) assert.ok((await ini.read16(0, 0x20, blocks)).equals(data), `${what}: GOOD but the blocks differ`);
+      } else if (!ini.connected) {
+        outcome = 'closed';
+      } else {
+        // Still waiting for data it will not get: ABORT TASK must be answered (RFC 7143 11.5).
+        const r = await ini.taskManagement(1, { lun: 0, referencedTaskTag: itt, refCmdSn: cmdSn, timeoutMs: 3000 }).catch((e: Error) => e);
+        assert.ok(typeof r === 'number' || (r instanceof InitiatorError && r.code === 'CONNECTION_CLOSED'), `${what}: ABORT TASK -> ${String(r)}`);
+        outcome = typeof r === 'number' ? `aborted (${r})` : 'closed';
+      }
+      if (ini.connected) {
+        const alive = await ini.ping(Buffer.alloc(0), 3000).then(() => true, (e: InitiatorError) => e.code === 'CONNECTION_CLOSED' ? false : Promise.reject(e));
+        if (alive) assert.equal((await ini.command({ lun: 0, cdb: Buffer.alloc(6) })).response, 0, `${what}: the session still runs commands`);
+      }
+      checkReplies({ statSn, pdus, outcome: 'alive', closeError: null }, what);
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      ini.close();
+    }), { seed, numRuns: Math.round(120 * scale) });
+    console.log(`      outcomes ${JSON.stringify(outcomes)}`);
     await assertServing();
   });
 
