@@ -66,6 +66,8 @@ function checkVolumes(d: RawDkc, i: number, groups: RaidGroupConfig[], err: (s: 
     const at: PathSeg[] = ['dkcs', i, 'volumes', k];
     firstWins(names, v.name, k, (j) => err([...at, 'name'], `duplicate volume name ${v.name} (also volumes[${j}])`));
     const blockSize = v.blockSize ?? 512;
+    const physicalBlockSize = v.physicalBlockSize ?? blockSize;
+    if (physicalBlockSize < blockSize) err([...at, 'physicalBlockSize'], `must not be smaller than blockSize (${blockSize})`);
     const sizeBytes = parseSize(v.size);
     if (sizeBytes % blockSize !== 0) err([...at, 'size'], `must be a whole number of ${blockSize}-byte blocks`);
     if (sizeBytes / blockSize > VOLUME_BLOCKS_MAX) {
@@ -81,7 +83,7 @@ function checkVolumes(d: RawDkc, i: number, groups: RaidGroupConfig[], err: (s: 
       err([...at, 'size'], `${v.size} does not fit in RAID group ${group.name} (capacity ${formatSize(group.capacityBytes)}${already})`);
     }
     used.set(v.group, { bytes: offsetBytes + sizeBytes, names: [...u.names, v.name] });
-    return { name: v.name, ldev: k, group: v.group, sizeBytes, blockSize, blockCount: Math.floor(sizeBytes / blockSize), offsetBytes };
+    return { name: v.name, ldev: k, group: v.group, sizeBytes, blockSize, physicalBlockSize, blockCount: Math.floor(sizeBytes / blockSize), offsetBytes };
   });
 }
 

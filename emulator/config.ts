@@ -25,6 +25,8 @@ export interface VolumeConfig {
   group: string;
   sizeBytes: number;
   blockSize: 512 | 4096;
+  /** Physical block size reported to hosts (READ CAPACITY(16)); 4096 with blockSize 512 is 512e. */
+  physicalBlockSize: 512 | 4096;
   blockCount: number;
   /** Placement in the RAID group: volumes follow each other in list order, 1 MiB aligned. */
   offsetBytes: number;
@@ -242,7 +244,7 @@ export interface RawRack {
     name: string;
     serial: number;
     raidGroups: { name: string; level: 0 | 1; stripeSize?: string; disks: { count: number; size: string } }[];
-    volumes: { name: string; group: string; size: string; blockSize?: 512 | 4096 }[];
+    volumes: { name: string; group: string; size: string; blockSize?: 512 | 4096; physicalBlockSize?: 512 | 4096 }[];
     targets: {
       name: string;
       alias?: string;

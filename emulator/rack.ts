@@ -94,6 +94,7 @@ function buildTarget(
       state: new DirStateStore(luStateDir(opts.dataDir, d.name, t.name, l.ldev)),
       readOnly: l.readOnly,
       removable: l.removable,
+      physicalBlockSize: d.volumes.find((v) => v.ldev === l.ldev)?.physicalBlockSize,
       vendor: l.vendor,
       product: l.product,
       revision: l.revision,

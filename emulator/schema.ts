@@ -65,6 +65,7 @@ const volume = {
     group: name,
     size,
     blockSize: { enum: [512, 4096], 'x-message': 'must be 512 or 4096' },
+    physicalBlockSize: { enum: [512, 4096], 'x-message': 'must be 512 or 4096' },
   },
 };
 

@@ -7,6 +7,7 @@ import * as sbc from './sbc';
 import { modeSelect, modeSense } from './mode';
 import { persistentReserveIn, persistentReserveOut, PrInAction, PrOutAction } from './pr';
 import { decodeWriteSame } from './cdb';
+import { ReceiveCopyResultsAction, extendedCopy, receiveCopyResults } from './xcopy';
 
 export const Op = Object.freeze({
   TEST_UNIT_READY: 0x00,
@@ -30,12 +31,15 @@ export const Op = Object.freeze({
   READ_DEFECT_DATA_10: 0x37,
   WRITE_SAME_10: 0x41,
   UNMAP: 0x42,
+  SANITIZE: 0x48,
   MODE_SELECT_10: 0x55,
   RESERVE_10: 0x56,
   RELEASE_10: 0x57,
   MODE_SENSE_10: 0x5a,
   PERSISTENT_RESERVE_IN: 0x5e,
   PERSISTENT_RESERVE_OUT: 0x5f,
+  EXTENDED_COPY: 0x83,
+  RECEIVE_COPY_RESULTS: 0x84,
   READ_16: 0x88,
   COMPARE_AND_WRITE: 0x89,
   WRITE_16: 0x8a,
@@ -45,6 +49,7 @@ export const Op = Object.freeze({
   PRE_FETCH_16: 0x90,
   SYNCHRONIZE_CACHE_16: 0x91,
   WRITE_SAME_16: 0x93,
+  WRITE_ATOMIC_16: 0x9c,
   SERVICE_ACTION_IN_16: 0x9e,
   REPORT_LUNS: 0xa0,
   MAINTENANCE_IN: 0xa3,
@@ -109,6 +114,21 @@ function saTable(rows: [number, OpRow][]): ReadonlyMap<number, OpRow> {
 
 const prOutParams = [5, 4] as const;
 
+/** SANITIZE (SBC-3 5.19): IMMED and AUSE honoured in byte 1; a parameter list only for OVERWRITE. */
+function sanitizeRow(name: string): OpRow {
+  return {
+    name, cdbLength: 10, dir: 'out', parameterListLength: [7, 2], bits: { 1: 0xa0 }, pr: 'write',
+    writes: true, ...media, sanitize: true, timeoutSec: 3600, run: sbc.sanitize,
+  };
+}
+
+function receiveCopyResultsRow(name: string): OpRow {
+  return {
+    name, cdbLength: 16, dir: 'in', allocationLength: [10, 4], bits: { 2: 0xff }, pr: 'allowed',
+    spc2Allowed: true, run: receiveCopyResults,
+  };
+}
+
 const rows: [number, OpEntry][] = [
   [Op.TEST_UNIT_READY, { name: 'TEST UNIT READY', cdbLength: 6, dir: 'none', pr: 'allowed', wlun: true, ...media, run: spc.testUnitReady }],
   [Op.REQUEST_SENSE, { name: 'REQUEST SENSE', cdbLength: 6, dir: 'in', allocationLength: [4, 1], bits: { 1: 0x01 }, pr: 'allowed', spc2Allowed: true, uaExempt: true, anyLun: true, wlun: true, run: spc.requestSense }],
@@ -131,6 +151,15 @@ const rows: [number, OpEntry][] = [
   [Op.READ_DEFECT_DATA_10, { name: 'READ DEFECT DATA(10)', cdbLength: 10, dir: 'in', allocationLength: [7, 2], bits: { 2: 0x1f }, pr: 'read', ...media, run: (c) => sbc.readDefectData(c, 10) }],
   [Op.WRITE_SAME_10, writeSameRow('WRITE SAME(10)', 10)],
   [Op.UNMAP, { name: 'UNMAP', cdbLength: 10, dir: 'out', parameterListLength: [7, 2], bits: { 1: 0x01, 6: 0x3f }, pr: 'write', writes: true, ...media, run: sbc.unmap }],
+  [Op.SANITIZE, {
+    name: 'SANITIZE',
+    serviceActions: saTable([
+      [sbc.SanitizeAction.OVERWRITE, sanitizeRow('SANITIZE OVERWRITE')],
+      [sbc.SanitizeAction.BLOCK_ERASE, sanitizeRow('SANITIZE BLOCK ERASE')],
+      [sbc.SanitizeAction.CRYPTOGRAPHIC_ERASE, sanitizeRow('SANITIZE CRYPTOGRAPHIC ERASE')],
+      [sbc.SanitizeAction.EXIT_FAILURE_MODE, sanitizeRow('SANITIZE EXIT FAILURE MODE')],
+    ]),
+  }],
   [Op.MODE_SELECT_10, { name: 'MODE SELECT(10)', cdbLength: 10, dir: 'out', parameterListLength: [7, 2], bits: { 1: 0x11 }, pr: 'write', run: (c) => modeSelect(c, 10) }],
   [Op.RESERVE_10, { name: 'RESERVE(10)', cdbLength: 10, dir: 'none', pr: 'allowed', run: spc.reserve }],
   [Op.RELEASE_10, { name: 'RELEASE(10)', cdbLength: 10, dir: 'none', pr: 'allowed', spc2Allowed: true, run: spc.release }],
@@ -149,6 +178,21 @@ const rows: [number, OpEntry][] = [
       bits: { 2: 0xff }, pr: 'allowed', run: persistentReserveOut,
     }])),
   }],
+  [Op.EXTENDED_COPY, {
+    name: 'EXTENDED COPY',
+    serviceActions: saTable([
+      // Reservations and write protection are checked per copy target by the copy manager.
+      [0x00, { name: 'EXTENDED COPY(LID1)', cdbLength: 16, dir: 'out', parameterListLength: [10, 4], pr: 'allowed', timeoutSec: 600, run: extendedCopy }],
+    ]),
+  }],
+  [Op.RECEIVE_COPY_RESULTS, {
+    name: 'RECEIVE COPY RESULTS',
+    serviceActions: saTable([
+      [ReceiveCopyResultsAction.COPY_STATUS, receiveCopyResultsRow('RECEIVE COPY STATUS(LID1)')],
+      [ReceiveCopyResultsAction.OPERATING_PARAMETERS, receiveCopyResultsRow('RECEIVE COPY OPERATING PARAMETERS')],
+      [ReceiveCopyResultsAction.FAILED_SEGMENT_DETAILS, receiveCopyResultsRow('RECEIVE COPY FAILURE DETAILS(LID1)')],
+    ]),
+  }],
   [Op.READ_16, rw('READ(16)', 16, 'in', READ_FLAGS, sbc.read)],
   [Op.COMPARE_AND_WRITE, {
     name: 'COMPARE AND WRITE', cdbLength: 16, dir: 'out', lba: lba16, length: [13, 1], bits: { 1: 0x1a, 14: 0x3f },
@@ -164,6 +208,10 @@ const rows: [number, OpEntry][] = [
   [Op.PRE_FETCH_16, rw('PRE-FETCH(16)', 16, 'in', 0x02, sbc.preFetch, { dir: 'none', transferLimited: false })],
   [Op.SYNCHRONIZE_CACHE_16, rw('SYNCHRONIZE CACHE(16)', 16, 'out', 0x06, sbc.synchronizeCache, { dir: 'none', transferLimited: false, writes: false })],
   [Op.WRITE_SAME_16, writeSameRow('WRITE SAME(16)', 16)],
+  [Op.WRITE_ATOMIC_16, {
+    name: 'WRITE ATOMIC(16)', cdbLength: 16, dir: 'out', lba: lba16, length: [12, 2], transferLimited: true,
+    bits: { 1: 0x18, 10: 0xff, 11: 0xff, 14: 0x3f }, pr: 'write', writes: true, ...media, timeoutSec: 30, run: sbc.writeAtomic,
+  }],
   [Op.SERVICE_ACTION_IN_16, {
     name: 'SERVICE ACTION IN(16)',
     serviceActions: saTable([

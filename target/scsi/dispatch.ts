@@ -50,6 +50,8 @@ export interface OpRow {
   wlun?: boolean;
   /** NOT READY / MEDIUM NOT PRESENT when a removable medium is out. */
   needsMedium?: boolean;
+  /** SANITIZE itself: allowed after a failed sanitize (SBC-3 4.11.3). */
+  sanitize?: boolean;
   /** DATA PROTECT / WRITE PROTECTED on a write-protected LU. */
   writes?: boolean;
   /**
@@ -197,6 +199,10 @@ function checkUnitAttention(row: OpRow, lu: LogicalUnit, key: string, targetKeys
 }
 
 function gate(row: OpRow, lu: LogicalUnit, nexus: Nexus, key: string): void {
+  // SBC-3 4.11.2: while a sanitize runs only INQUIRY, REPORT LUNS and REQUEST SENSE are served.
+  if (lu.sanitizing && !row.uaExempt) throw new CheckCondition(Sense.SANITIZE_IN_PROGRESS);
+  // SBC-3 4.11.3: after a failed sanitize, medium access fails until a SANITIZE succeeds.
+  if (lu.sanitizeFailed && row.needsMedium && !row.sanitize) throw new CheckCondition(Sense.SANITIZE_COMMAND_FAILED);
   checkReservations(row, lu, nexus, key);
   if (row.needsMedium && !lu.mediumPresent) throw new CheckCondition(Sense.MEDIUM_NOT_PRESENT);
   if (row.writes && lu.writeProtected) throw new CheckCondition(Sense.WRITE_PROTECTED);

@@ -5,6 +5,7 @@ import type { Volume } from '../../firmware/volume';
 import { Sense, SenseCode } from './sense';
 import { ModeState } from './mode';
 import { PrState } from './pr';
+import { CopyTable } from './xcopy';
 
 /** Pending unit attentions kept per I_T nexus; older ones drop off (SAM-5 5.14: may be merged). */
 export const uaQueueMax = 8;
@@ -49,6 +50,12 @@ export class LogicalUnit {
   /** I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT=1. */
   readonly preventers = new Set<string>();
   readonly locks = new RangeLock();
+  /** EXTENDED COPY operations per (I_T nexus, LIST ID) for RECEIVE COPY RESULTS. */
+  readonly copies = new CopyTable();
+  /** SBC-3 4.11: a SANITIZE is running (most commands get NOT READY, SANITIZE IN PROGRESS). */
+  sanitizing = false;
+  /** SBC-3 4.11: the last SANITIZE failed; only SANITIZE (or EXIT FAILURE MODE) clears it. */
+  sanitizeFailed = false;
   /** Capacity last reported; a change raises CAPACITY DATA HAS CHANGED. */
   capacitySeen: number;
   private readonly ua = new Map<string, SenseCode[]>();

@@ -6,7 +6,7 @@ import {
   decodeCompareAndWrite, decodeReadCapacity10, decodeReadDefectData, decodeRw, decodeServiceActionIn16,
   decodeStartStopUnit, decodeUnmap, decodeWriteSame,
 } from './cdb';
-import { BlockLimits } from './vpd';
+import { BlockLimits, logicalPerPhysical, maxAtomicTransferBlocks } from './vpd';
 
 /** Blocks written per volume.write() when WRITE SAME expands one block (bounded buffers). */
 export const writeSameChunkBytes = 1024 * 1024;
@@ -107,6 +107,23 @@ export async function orWrite(ctx: Ctx): Promise<void> {
   });
 }
 
+/**
+ * WRITE ATOMIC(16), SBC-4 5.48: the blocks are written as one unit. Every write path takes the
+ * LU's range lock, so no other write (nor COMPARE AND WRITE, nor EXTENDED COPY) interleaves; the
+ * volume write is one request. ATOMIC BOUNDARY 0 only (MAXIMUM ATOMIC BOUNDARY SIZE 0).
+ */
+export async function writeAtomic(ctx: Ctx): Promise<void> {
+  const fua = (ctx.cdb[1] & 0x08) !== 0;
+  if (ctx.cdb.readUInt16BE(10) !== 0) throw invalidCdbField(10, 7);
+  if (ctx.blocks > maxAtomicTransferBlocks(ctx.lu.volume.blockSize)) throw invalidCdbField(12, 7);
+  if (ctx.blocks === 0) return;
+  const bs = ctx.lu.volume.blockSize;
+  // Atomic means all or nothing: a short Data-Out writes nothing.
+  if (ctx.dataOut.length < ctx.blocks * bs) throw new CheckCondition(Sense.PARAMETER_LIST_LENGTH_ERROR);
+  const data = ctx.dataOut.subarray(0, ctx.blocks * bs);
+  await locked(ctx, ctx.lba, ctx.blocks, () => ctx.lu.volume.write(ctx.lba, data, { fua: fuaOf(ctx, fua) }));
+}
+
 /** COMPARE AND WRITE, SBC-3 5.2: compare and write are atomic against other writes to the range. */
 export async function compareAndWrite(ctx: Ctx): Promise<void> {
   const c = decodeCompareAndWrite(ctx.cdb);
@@ -125,22 +142,27 @@ export async function compareAndWrite(ctx: Ctx): Promise<void> {
   });
 }
 
-/** WRITE SAME(10/16), SBC-3 5.41-5.42, with UNMAP (LBPRZ=1: zeros may be deallocated) and NDOB. */
+/** WRITE SAME(10/16), SBC-3 5.41-5.42, with UNMAP (deallocate; LBPRZ=1) and NDOB. */
 export async function writeSame(ctx: Ctx, size: 10 | 16): Promise<void> {
   const c = decodeWriteSame(ctx.cdb, size);
   const lengthByte = size === 10 ? 7 : 10;
   if (c.anchor) throw invalidCdbField(1, 4); // ANC_SUP=0
-  if (c.numberOfBlocks === 0) throw invalidCdbField(lengthByte, 7); // WSNZ=1
-  if (c.numberOfBlocks > BlockLimits.maxWriteSameBlocks) throw invalidCdbField(lengthByte, 7);
+  const capacity = ctx.lu.volume.blockCount;
+  // SBC-3 5.42 (WSNZ=0): NUMBER OF LOGICAL BLOCKS 0 writes from the LBA to the last LBA, which
+  // must then be within MAXIMUM WRITE SAME LENGTH.
+  if (c.numberOfBlocks === 0 && ctx.lba >= capacity) throw new CheckCondition(Sense.LBA_OUT_OF_RANGE, { information: c.lba });
+  const blocks = c.numberOfBlocks === 0 ? capacity - ctx.lba : c.numberOfBlocks;
+  if (blocks > BlockLimits.maxWriteSameBlocks) throw invalidCdbField(lengthByte, 7);
   const bs = ctx.lu.volume.blockSize;
   let block: Buffer;
   if (c.ndob) block = Buffer.alloc(bs);
   else if (ctx.dataOut.length >= bs) block = ctx.dataOut.subarray(0, bs);
   else return; // no whole block arrived: nothing written, as for WRITE
-  const zero = block.every((x) => x === 0);
-  await locked(ctx, ctx.lba, c.numberOfBlocks, async () => {
-    if (c.unmap && zero) return ctx.lu.volume.unmap(ctx.lba, c.numberOfBlocks);
-    await writeRepeated(ctx, block, c.numberOfBlocks);
+  await locked(ctx, ctx.lba, blocks, async () => {
+    // SBC-3 5.42 (UNMAP=1, ANCHOR=0): a thin LU should deallocate each LBA, whatever the Data-Out
+    // block holds; deallocated blocks read as zeros (LBPRZ=1). libiscsi WriteSame10.UnmapUntilEnd.
+    if (c.unmap) return ctx.lu.volume.unmap(ctx.lba, blocks);
+    await writeRepeated(ctx, block, blocks);
   });
 }
 
@@ -228,7 +250,9 @@ export async function readCapacity16(ctx: Ctx): Promise<Buffer> {
   const b = Buffer.alloc(32);
   b.writeBigUInt64BE(BigInt(v.blockCount - 1), 0);
   b.writeUInt32BE(v.blockSize, 8);
-  // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 0: the volume maps and unmaps single blocks.
+  // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT: 3 for a 512e LU (4096-byte physical blocks);
+  // LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0.
+  b[13] = Math.log2(logicalPerPhysical(ctx.lu)) & 0x0f;
   b[14] = 0x80 | 0x40; // LBPME, LBPRZ
   return b;
 }
@@ -271,4 +295,100 @@ export async function startStopUnit(ctx: Ctx): Promise<void> {
   }
   if (!c.noFlush && lu.mediumPresent) await lu.volume.flush();
   lu.mediumPresent = false;
+}
+
+// ---------------------------------------------------------------- SANITIZE (SBC-3 5.19, 4.11)
+
+export const SanitizeAction = Object.freeze({ OVERWRITE: 0x01, BLOCK_ERASE: 0x02, CRYPTOGRAPHIC_ERASE: 0x03, EXIT_FAILURE_MODE: 0x1f });
+/** Bytes written per volume.write() in an OVERWRITE pass, and blocks per volume.unmap() in an erase. */
+export const sanitizeChunkBytes = 1024 * 1024;
+export const sanitizeUnmapBlocks = 1 << 20;
+
+interface OverwriteParams { invert: boolean; passes: number; pattern: Buffer }
+
+/** SBC-3 5.19.3: the OVERWRITE parameter list, checked before the LU is touched. */
+function overwriteParams(ctx: Ctx, listLength: number): OverwriteParams {
+  const bs = ctx.lu.volume.blockSize;
+  // PARAMETER LIST LENGTH must be > 4 and < block size + 5.
+  if (listLength <= 4 || listLength > bs + 4) throw invalidCdbField(7, 7);
+  const p = ctx.dataOut;
+  if (p.length < listLength) throw new CheckCondition(Sense.PARAMETER_LIST_LENGTH_ERROR);
+  if (p[0] & 0x60) throw invalidParamField(0, 6); // TEST 00b only
+  const passes = p[0] & 0x1f;
+  if (passes === 0) throw invalidParamField(0, 4);
+  const patternLength = p.readUInt16BE(2);
+  if (patternLength === 0 || patternLength > bs || patternLength > listLength - 4) throw invalidParamField(2, 7);
+  return { invert: (p[0] & 0x80) !== 0, passes, pattern: Buffer.from(p.subarray(4, 4 + patternLength)) };
+}
+
+async function overwriteAll(lu: Ctx['lu'], o: OverwriteParams): Promise<void> {
+  const v = lu.volume;
+  const block = Buffer.alloc(v.blockSize);
+  for (let i = 0; i < block.length; i += o.pattern.length) o.pattern.copy(block, i);
+  const chunkBlocks = Math.max(1, Math.floor(sanitizeChunkBytes / v.blockSize));
+  const chunk = Buffer.alloc(chunkBlocks * v.blockSize);
+  for (let pass = 0; pass < o.passes; pass++) {
+    // SBC-3 5.19.3: INVERT=1 inverts the pattern between passes; the last pass writes it as given.
+    const inverted = o.invert && (o.passes - 1 - pass) % 2 === 1;
+    for (let i = 0; i < chunkBlocks; i++) block.copy(chunk, i * v.blockSize);
+    if (inverted) for (let i = 0; i < chunk.length; i++) chunk[i] ^= 0xff;
+    for (let lba = 0; lba < v.blockCount; lba += chunkBlocks) {
+      const n = Math.min(chunkBlocks, v.blockCount - lba);
+      const release = await lu.locks.acquire(lba, n);
+      try {
+        await v.write(lba, chunk.subarray(0, n * v.blockSize), { fua: false });
+      } finally {
+        release();
+      }
+    }
+  }
+  await v.flush();
+}
+
+async function eraseAll(lu: Ctx['lu']): Promise<void> {
+  // Thin volume: deallocated blocks read as zeros (LBPRZ=1), so erase = deallocate everything.
+  const v = lu.volume;
+  for (let lba = 0; lba < v.blockCount; lba += sanitizeUnmapBlocks) {
+    const n = Math.min(sanitizeUnmapBlocks, v.blockCount - lba);
+    const release = await lu.locks.acquire(lba, n);
+    try {
+      await v.unmap(lba, n);
+    } finally {
+      release();
+    }
+  }
+  await v.flush();
+}
+
+/**
+ * SANITIZE, SBC-3 5.19. While it runs the dispatcher answers NOT READY, SANITIZE IN PROGRESS to
+ * everything but INQUIRY, REPORT LUNS and REQUEST SENSE, on every I_T nexus; it goes on through
+ * task management and I_T nexus loss (SBC-3 4.11.2). IMMED=1 returns GOOD once it has started.
+ */
+export async function sanitize(ctx: Ctx): Promise<void> {
+  const sa = ctx.cdb[1] & 0x1f;
+  const immed = (ctx.cdb[1] & 0x80) !== 0;
+  const listLength = ctx.cdb.readUInt16BE(7);
+  const lu = ctx.lu;
+  let work: () => Promise<void>;
+  if (sa === SanitizeAction.OVERWRITE) {
+    const o = overwriteParams(ctx, listLength);
+    work = () => overwriteAll(lu, o);
+  } else {
+    if (listLength !== 0) throw invalidCdbField(7, 7); // SBC-3 5.19.1: no parameter list
+    if (sa === SanitizeAction.EXIT_FAILURE_MODE) {
+      lu.sanitizeFailed = false; // SBC-3 4.11.3: completes without sanitizing
+      return;
+    }
+    work = () => eraseAll(lu);
+  }
+  lu.sanitizing = true;
+  lu.sanitizeFailed = false;
+  const done = work().then(() => { lu.sanitizeFailed = false; }, (e: unknown) => {
+    lu.sanitizeFailed = true;
+    ctx.log.error({ err: e }, 'SANITIZE failed');
+  }).finally(() => { lu.sanitizing = false; });
+  if (immed) return;
+  await done;
+  if (lu.sanitizeFailed) throw new CheckCondition(Sense.SANITIZE_COMMAND_FAILED);
 }

@@ -19,6 +19,7 @@ export const SenseKey = Object.freeze({
   ILLEGAL_REQUEST: 0x5,
   UNIT_ATTENTION: 0x6,
   DATA_PROTECT: 0x7,
+  COPY_ABORTED: 0xa,
   ABORTED_COMMAND: 0xb,
   MISCOMPARE: 0xe,
 });
@@ -38,6 +39,8 @@ const K = SenseKey;
 const table = {
   NO_SENSE: sense(K.NO_SENSE, 0x00, 0x00),
   LU_NOT_READY_MANUAL_INTERVENTION: sense(K.NOT_READY, 0x04, 0x03),
+  SANITIZE_IN_PROGRESS: sense(K.NOT_READY, 0x04, 0x1b),
+  SANITIZE_COMMAND_FAILED: sense(K.MEDIUM_ERROR, 0x31, 0x03),
   MEDIUM_NOT_PRESENT: sense(K.NOT_READY, 0x3a, 0x00),
   UNRECOVERED_READ_ERROR: sense(K.MEDIUM_ERROR, 0x11, 0x00),
   WRITE_ERROR: sense(K.MEDIUM_ERROR, 0x0c, 0x00),
@@ -50,6 +53,11 @@ const table = {
   LU_NOT_SUPPORTED: sense(K.ILLEGAL_REQUEST, 0x25, 0x00),
   INVALID_FIELD_IN_PARAMETER_LIST: sense(K.ILLEGAL_REQUEST, 0x26, 0x00),
   INVALID_RELEASE_OF_PERSISTENT_RESERVATION: sense(K.ILLEGAL_REQUEST, 0x26, 0x04),
+  TOO_MANY_TARGET_DESCRIPTORS: sense(K.ILLEGAL_REQUEST, 0x26, 0x06),
+  UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: sense(K.ILLEGAL_REQUEST, 0x26, 0x07),
+  TOO_MANY_SEGMENT_DESCRIPTORS: sense(K.ILLEGAL_REQUEST, 0x26, 0x08),
+  UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: sense(K.ILLEGAL_REQUEST, 0x26, 0x09),
+  OPERATION_IN_PROGRESS: sense(K.ILLEGAL_REQUEST, 0x00, 0x16),
   SAVING_PARAMETERS_NOT_SUPPORTED: sense(K.ILLEGAL_REQUEST, 0x39, 0x00),
   INSUFFICIENT_REGISTRATION_RESOURCES: sense(K.ILLEGAL_REQUEST, 0x55, 0x04),
   MEDIUM_REMOVAL_PREVENTED: sense(K.ILLEGAL_REQUEST, 0x53, 0x02),
@@ -66,6 +74,9 @@ const table = {
   REPORTED_LUNS_DATA_HAS_CHANGED: sense(K.UNIT_ATTENTION, 0x3f, 0x0e),
   WRITE_PROTECTED: sense(K.DATA_PROTECT, 0x27, 0x00),
   MISCOMPARE_DURING_VERIFY: sense(K.MISCOMPARE, 0x1d, 0x00),
+  /** SPC-4 6.4.5: a segment could not be processed; COMMAND-SPECIFIC INFORMATION = segment number. */
+  COPY_ABORTED: sense(K.COPY_ABORTED, 0x00, 0x00),
+  COPY_TARGET_DEVICE_NOT_REACHABLE: sense(K.COPY_ABORTED, 0x0d, 0x02),
 } as const;
 
 export type SenseName = keyof typeof table;
@@ -90,6 +101,8 @@ export interface SenseDetail {
   /** INFORMATION field (an LBA or an offset). */
   information?: number | bigint;
   fieldPointer?: FieldPointer;
+  /** COMMAND-SPECIFIC INFORMATION (EXTENDED COPY: the number of the segment that failed). */
+  commandSpecific?: number;
 }
 
 /** A handler's way to end a command with CHECK CONDITION; the dispatcher encodes it. */
@@ -135,6 +148,7 @@ export function encodeFixedSense(s: SenseCode, d: SenseDetail = {}): Buffer {
     b.writeUInt32BE(Number(d.information), 3);
   }
   b[7] = 10;
+  if (d.commandSpecific !== undefined) b.writeUInt32BE(d.commandSpecific >>> 0, 8);
   b[12] = s.asc;
   b[13] = s.ascq;
   if (d.fieldPointer) sksBytes(d.fieldPointer).copy(b, 15);
@@ -151,6 +165,13 @@ export function encodeDescriptorSense(s: SenseCode, d: SenseDetail = {}): Buffer
     info[2] = 0x80; // VALID
     info.writeBigUInt64BE(BigInt(d.information), 4);
     descs.push(info);
+  }
+  if (d.commandSpecific !== undefined) {
+    const cs = Buffer.alloc(12);
+    cs[0] = 0x01; // SPC-4 4.5.2.3: command-specific information descriptor
+    cs[1] = 0x0a;
+    cs.writeBigUInt64BE(BigInt(d.commandSpecific), 4);
+    descs.push(cs);
   }
   if (d.fieldPointer) {
     const sks = Buffer.alloc(8);
@@ -176,6 +197,7 @@ export interface DecodedSense {
   ascq: number;
   information?: bigint;
   fieldPointer?: FieldPointer;
+  commandSpecific?: bigint;
 }
 
 function decodeSks(b: Buffer): FieldPointer | undefined {
@@ -196,6 +218,7 @@ export function decodeSense(b: Buffer): DecodedSense {
       descriptor: false, key: b[2] & 0x0f, asc: b[12], ascq: b[13],
       information: b[0] & 0x80 ? BigInt(b.readUInt32BE(3)) : undefined,
       fieldPointer: decodeSks(b.subarray(15, 18)),
+      ...(b.readUInt32BE(8) !== 0 ? { commandSpecific: BigInt(b.readUInt32BE(8)) } : {}),
     };
   }
   if (code !== 0x72 && code !== 0x73) throw new RangeError(`unknown sense response code ${code}`);
@@ -203,6 +226,7 @@ export function decodeSense(b: Buffer): DecodedSense {
   const end = Math.min(b.length, 8 + b[7]);
   for (let p = 8; p + 2 <= end; p += 2 + b[p + 1]) {
     if (b[p] === 0x00 && p + 12 <= end) out.information = b.readBigUInt64BE(p + 4);
+    if (b[p] === 0x01 && p + 12 <= end) out.commandSpecific = b.readBigUInt64BE(p + 4);
     if (b[p] === 0x02 && p + 8 <= end) out.fieldPointer = decodeSks(b.subarray(p + 4, p + 7));
   }
   return out;

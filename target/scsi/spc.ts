@@ -27,7 +27,7 @@ function standardInquiry(ctx: Ctx, peripheral: number): Buffer {
   b[2] = 0x06; // VERSION: SPC-4
   b[3] = 0x10 | 0x02; // HISUP, RESPONSE DATA FORMAT 2
   b[4] = b.length - 5;
-  b[5] = 0x10; // TPGS 01b: implicit asymmetric access only
+  b[5] = 0x10 | 0x08; // TPGS 01b: implicit asymmetric access only; 3PC: EXTENDED COPY (xcopy.ts)
   b[7] = 0x02; // CMDQUE
   b.write(ascii(lu?.def.vendor, 'DKC-EMU', 8), 8, 'ascii');
   b.write(ascii(lu?.def.product, 'VIRTUAL DISK', 16), 16, 'ascii');
@@ -84,6 +84,8 @@ export async function requestSense(ctx: Ctx): Promise<Buffer> {
   }
   const ua = lu.takeUa(ctx.key);
   if (ua) return encodeSense(ua, {}, desc);
+  if (lu.sanitizing) return encodeSense(Sense.SANITIZE_IN_PROGRESS, {}, desc);
+  if (lu.sanitizeFailed) return encodeSense(Sense.SANITIZE_COMMAND_FAILED, {}, desc);
   if (!lu.mediumPresent) return encodeSense(Sense.MEDIUM_NOT_PRESENT, {}, desc);
   return encodeSense(Sense.NO_SENSE, {}, desc);
 }

@@ -71,6 +71,7 @@ export class ScsiTarget implements ScsiTargetDevice {
       if (lu.reservedBy === key) lu.reservedBy = null; // SPC-2 5.5.1: released on I_T nexus loss
       lu.preventers.delete(key);
       lu.mode.forget(key);
+      lu.copies.forget(key);
       lu.clearUa(key);
     }
   }

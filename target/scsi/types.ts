@@ -59,6 +59,11 @@ export interface LuDefinition {
   state: StateStore;
   /** Medium is write-protected: writes get DATA PROTECT / WRITE PROTECTED. */
   readOnly?: boolean;
+  /**
+   * Physical block size in bytes (default: the volume's block size). 4096 on a 512-byte volume
+   * makes a 512e LU: READ CAPACITY(16) reports 8 logical blocks per physical block.
+   */
+  physicalBlockSize?: number;
   /** RMB=1: START STOP UNIT LOEJ and PREVENT ALLOW MEDIUM REMOVAL behave as for a removable medium. */
   removable?: boolean;
   vendor?: string;   // 8 chars in INQUIRY

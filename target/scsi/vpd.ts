@@ -4,12 +4,14 @@ import type { LogicalUnit } from './lu';
 import type { Nexus } from './types';
 import { maxTransferBlocks } from './dispatch';
 import { invalidCdbField } from './sense';
+import { thirdPartyCopyDescriptors } from './xcopy';
 
 export const VpdPage = Object.freeze({
   SUPPORTED_PAGES: 0x00,
   UNIT_SERIAL_NUMBER: 0x80,
   DEVICE_IDENTIFICATION: 0x83,
   EXTENDED_INQUIRY: 0x86,
+  THIRD_PARTY_COPY: 0x8f,
   BLOCK_LIMITS: 0xb0,
   BLOCK_DEVICE_CHARACTERISTICS: 0xb1,
   LOGICAL_BLOCK_PROVISIONING: 0xb2,
@@ -29,7 +31,19 @@ export const BlockLimits = Object.freeze({
   /** Optimal transfer length granularity: 4 KiB expressed in blocks. */
   granularityBytes: 4096,
   optimalTransferBytes: 1024 * 1024,
+  /** WRITE ATOMIC(16): at most this many bytes in one atomic write (256 blocks of 4096). */
+  maxAtomicTransferBytes: 1024 * 1024,
 });
+
+export function maxAtomicTransferBlocks(blockSize: number): number {
+  return BlockLimits.maxAtomicTransferBytes / blockSize;
+}
+
+/** Logical blocks per physical block: 8 on a 512e LU (physicalBlockSize 4096), else 1. */
+export function logicalPerPhysical(lu: LogicalUnit): number {
+  const phys = lu.def.physicalBlockSize ?? lu.volume.blockSize;
+  return Math.max(1, Math.floor(phys / lu.volume.blockSize));
+}
 
 export const PROTOCOL_ISCSI = 5;
 
@@ -84,7 +98,7 @@ function blockLimits(lu: LogicalUnit): Buffer {
   const bs = lu.volume.blockSize;
   const L = BlockLimits;
   const b = Buffer.alloc(0x3c);
-  b[0] = 0x01; // WSNZ: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 is refused
+  b[0] = 0x00; // WSNZ=0: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 writes to the last LBA
   b[1] = L.maxCompareAndWriteBlocks;
   b.writeUInt16BE(Math.max(1, L.granularityBytes / bs), 2);
   b.writeUInt32BE(maxTransferBlocks(bs), 4);
@@ -92,15 +106,25 @@ function blockLimits(lu: LogicalUnit): Buffer {
   b.writeUInt32BE(maxTransferBlocks(bs), 12); // MAXIMUM PREFETCH LENGTH
   b.writeUInt32BE(L.maxUnmapLbaCount, 16);
   b.writeUInt32BE(L.maxUnmapDescriptors, 20);
-  b.writeUInt32BE(1, 24); // OPTIMAL UNMAP GRANULARITY: the volume deallocates single blocks
+  // OPTIMAL UNMAP GRANULARITY: one physical block (the volume itself deallocates single blocks).
+  b.writeUInt32BE(logicalPerPhysical(lu), 24);
   b.writeUInt32BE(0x80000000, 28); // UGAVALID, alignment 0
   b.writeBigUInt64BE(BigInt(L.maxWriteSameBlocks), 32);
+  // SBC-4 6.6.4: WRITE ATOMIC(16) limits; no alignment or granularity rule, no atomic boundaries.
+  b.writeUInt32BE(maxAtomicTransferBlocks(bs), 40); // MAXIMUM ATOMIC TRANSFER LENGTH
+  b.writeUInt32BE(0, 44); // ATOMIC ALIGNMENT
+  b.writeUInt32BE(0, 48); // ATOMIC TRANSFER LENGTH GRANULARITY
+  b.writeUInt32BE(0, 52); // MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY
+  b.writeUInt32BE(0, 56); // MAXIMUM ATOMIC BOUNDARY SIZE
   return page(VpdPage.BLOCK_LIMITS, b);
 }
 
 function blockDeviceCharacteristics(): Buffer {
   const b = Buffer.alloc(0x3c);
   b.writeUInt16BE(1, 0); // MEDIUM ROTATION RATE: non-rotating medium
+  // SBC-3 6.5.2: WABEREQ 01b / WACEREQ 01b: reads after a SANITIZE BLOCK ERASE or CRYPTOGRAPHIC
+  // ERASE succeed (deallocated blocks read as zeros).
+  b[3] = 0x40 | 0x10;
   return page(VpdPage.BLOCK_DEVICE_CHARACTERISTICS, b);
 }
 
@@ -125,6 +149,7 @@ export const diskVpdPages: ReadonlyMap<number, VpdBuilder> = new Map<number, Vpd
   [VpdPage.UNIT_SERIAL_NUMBER, (_c, lu) => page(VpdPage.UNIT_SERIAL_NUMBER, Buffer.from(lu.volume.serial, 'ascii'))],
   [VpdPage.DEVICE_IDENTIFICATION, deviceIdentification],
   [VpdPage.EXTENDED_INQUIRY, () => extendedInquiry()],
+  [VpdPage.THIRD_PARTY_COPY, () => page(VpdPage.THIRD_PARTY_COPY, thirdPartyCopyDescriptors())],
   [VpdPage.BLOCK_LIMITS, (_c, lu) => blockLimits(lu)],
   [VpdPage.BLOCK_DEVICE_CHARACTERISTICS, () => blockDeviceCharacteristics()],
   [VpdPage.LOGICAL_BLOCK_PROVISIONING, () => logicalBlockProvisioning()],

@@ -270,14 +270,38 @@ describe('WRITE SAME', () => {
     assert.deepStrictEqual(back.subarray(9 * BS), blk);
   });
 
-  it('UNMAP=1 with zeros deallocates; with data it writes', async () => {
+  it('UNMAP=1 deallocates, whatever the Data-Out block holds (reads return zeros)', async () => {
     const n = await h.login();
     good(await h.run(n, write10(0, 8), { dataOut: pattern(8 * BS, 1) }));
     good(await h.run(n, cdb10(0x41, 0, 8, 0x08), { dataOut: Buffer.alloc(BS) }));
     assert.strictEqual(h.vol().mappedBlocks, 0);
     assert.deepStrictEqual(good(await h.run(n, read10(0, 8))), Buffer.alloc(8 * BS));
-    good(await h.run(n, cdb16(0x93, 0n, 2, 0x08), { dataOut: Buffer.alloc(BS, 1) }));
-    assert.strictEqual(h.vol().mappedBlocks, 2);
+    good(await h.run(n, write10(0, 2), { dataOut: pattern(2 * BS, 2) }));
+    good(await h.run(n, cdb16(0x93, 0n, 2, 0x08), { dataOut: Buffer.alloc(BS, 0xff) }));
+    assert.strictEqual(h.vol().mappedBlocks, 0);
+    assert.deepStrictEqual(good(await h.run(n, read10(0, 2))), Buffer.alloc(2 * BS));
+  });
+
+  it('NUMBER OF LOGICAL BLOCKS 0 (WSNZ=0) writes from the LBA to the last LBA', async () => {
+    const n = await h.login();
+    const blk = pattern(BS, 23);
+    good(await h.run(n, cdb10(0x41, 1000, 0), { dataOut: blk }));
+    assert.deepStrictEqual(good(await h.run(n, read10(1000, 24))), Buffer.concat(Array(24).fill(blk)));
+    assert.strictEqual(h.vol().mappedBlocks, 24);
+    // ...with UNMAP=1 it deallocates to the end
+    good(await h.run(n, cdb16(0x93, 1010n, 0, 0x08), { dataOut: blk }));
+    assert.strictEqual(h.vol().mappedBlocks, 10);
+  });
+
+  it('NUMBER OF LOGICAL BLOCKS 0: beyond MAXIMUM WRITE SAME LENGTH -> INVALID FIELD IN CDB; LBA = capacity -> LBA OUT OF RANGE', async () => {
+    const big = new Harness([{ blockCount: 0x10000 + 10 }]);
+    const n = await big.login();
+    checkCondition(await big.run(n, cdb10(0x41, 0, 0), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 7, bit: 7 } });
+    checkCondition(await big.run(n, cdb16(0x93, 0n, 0), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 10, bit: 7 } });
+    good(await big.run(n, cdb10(0x41, 11, 0), { dataOut: Buffer.alloc(BS, 1) })); // exactly 65535 blocks
+    assert.strictEqual(big.vol().mappedBlocks, 0xffff);
+    checkCondition(await big.run(n, cdb10(0x41, 0x10000 + 10, 0), { dataOut: Buffer.alloc(BS) }), Sense.LBA_OUT_OF_RANGE);
+    big.assertNoBugs();
   });
 
   it('NDOB: no Data-Out, zeros; with UNMAP deallocates', async () => {
@@ -289,9 +313,8 @@ describe('WRITE SAME', () => {
     assert.strictEqual(h.vol().mappedBlocks, 0);
   });
 
-  it('NUMBER OF LOGICAL BLOCKS 0 -> INVALID FIELD IN CDB (WSNZ=1); ANCHOR -> INVALID FIELD IN CDB', async () => {
+  it('ANCHOR -> INVALID FIELD IN CDB', async () => {
     const n = await h.login();
-    checkCondition(await h.run(n, cdb10(0x41, 0, 0), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 7, bit: 7 } });
     checkCondition(await h.run(n, cdb16(0x93, 0n, 1, 0x18), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 1, bit: 4 } });
   });
 

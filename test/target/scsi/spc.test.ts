@@ -51,7 +51,7 @@ describe('INQUIRY', () => {
   it('VPD 00h lists 00 80 83 86 B0 B1 B2', async () => {
     const n = await h.login();
     const d = good(await h.run(n, inquiry(1, 0)));
-    assert.deepStrictEqual(d, hex('00 00 0007 00 80 83 86 b0 b1 b2'));
+    assert.deepStrictEqual(d, hex('00 00 0008 00 80 83 86 8f b0 b1 b2'));
   });
 
   it('VPD 80h: unit serial number', async () => {
@@ -80,7 +80,7 @@ describe('INQUIRY', () => {
     const n = await h.login();
     const d = good(await h.run(n, inquiry(1, 0xb0)));
     assert.strictEqual(d.readUInt16BE(2), 0x3c);
-    assert.strictEqual(d[4] & 1, 1); // WSNZ
+    assert.strictEqual(d[4] & 1, 0); // WSNZ=0: NUMBER OF LOGICAL BLOCKS 0 writes to the end
     assert.strictEqual(d[5], 255);
     assert.strictEqual(d.readUInt16BE(6), 8); // 4 KiB optimal transfer length granularity
     assert.strictEqual(d.readUInt32BE(8), 16384); // 8 MiB / 512
@@ -89,6 +89,18 @@ describe('INQUIRY', () => {
     assert.strictEqual(d.readUInt32BE(28), 1);
     assert.strictEqual(d.readUInt32BE(32), 0x80000000);
     assert.strictEqual(d.readBigUInt64BE(36), 0xffffn);
+    assert.strictEqual(d.readUInt32BE(44), 2048); // MAXIMUM ATOMIC TRANSFER LENGTH: 1 MiB / 512
+    assert.strictEqual(d.readUInt32BE(48), 0); // ATOMIC ALIGNMENT
+    assert.strictEqual(d.readUInt32BE(52), 0); // ATOMIC TRANSFER LENGTH GRANULARITY
+    assert.ok(d.readUInt32BE(44) <= d.readUInt32BE(8), 'atomic limit within MAXIMUM TRANSFER LENGTH');
+  });
+
+  it('VPD B0h on a 512e LU: OPTIMAL UNMAP GRANULARITY is one physical block', async () => {
+    const h2 = new Harness([{ physicalBlockSize: 4096 }]);
+    const n = await h2.login();
+    const d = good(await h2.run(n, inquiry(1, 0xb0)));
+    assert.strictEqual(d.readUInt32BE(28), 8);
+    h2.assertNoBugs();
   });
 
   it('VPD B1h non-rotating, B2h LBPU/LBPWS/LBPWS10/LBPRZ thin', async () => {
@@ -190,8 +202,8 @@ describe('dispatcher', () => {
 
   it('unsupported opcode -> INVALID COMMAND OPERATION CODE', async () => {
     const n = await h.login();
-    checkCondition(await h.run(n, hex('48 00 00 00 00 00 00 00 00 00')), Sense.INVALID_COMMAND_OPERATION_CODE); // SANITIZE
-    checkCondition(await h.run(n, hex('83 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00')), Sense.INVALID_COMMAND_OPERATION_CODE); // EXTENDED COPY
+    checkCondition(await h.run(n, hex('04 00 00 00 00 00')), Sense.INVALID_COMMAND_OPERATION_CODE); // FORMAT UNIT
+    checkCondition(await h.run(n, hex('a4 00 00 00 00 00 00 00 00 00 00 00')), Sense.INVALID_COMMAND_OPERATION_CODE); // MAINTENANCE OUT
   });
 
   it('unsupported service action -> INVALID FIELD IN CDB byte 1', async () => {
@@ -220,8 +232,8 @@ describe('dispatcher', () => {
   it('a unit attention comes before INVALID COMMAND OPERATION CODE', async () => {
     const n = makeNexus();
     h.target.nexusAdded(n);
-    checkCondition(await h.run(n, hex('48 00 00 00 00 00 00 00 00 00')), Sense.POWER_ON_RESET);
-    checkCondition(await h.run(n, hex('48 00 00 00 00 00 00 00 00 00')), Sense.INVALID_COMMAND_OPERATION_CODE);
+    checkCondition(await h.run(n, hex('04 00 00 00 00 00')), Sense.POWER_ON_RESET);
+    checkCondition(await h.run(n, hex('04 00 00 00 00 00')), Sense.INVALID_COMMAND_OPERATION_CODE);
   });
 
   it('an unexpected exception -> INTERNAL TARGET FAILURE, reported to onInternalError', async () => {
@@ -284,7 +296,11 @@ describe('REPORT SUPPORTED OPERATION CODES', () => {
     assert.ok(ops.includes('9e/12/16'));
     assert.ok(ops.includes('5f/7/10'));
     assert.ok(ops.includes('89/-/16'));
-    assert.ok(!ops.some((o) => o.startsWith('48/')));
+    assert.ok(ops.includes('48/1/10')); // SANITIZE OVERWRITE
+    assert.ok(ops.includes('83/0/16')); // EXTENDED COPY(LID1)
+    assert.ok(ops.includes('84/3/16')); // RECEIVE COPY OPERATING PARAMETERS
+    assert.ok(ops.includes('9c/-/16')); // WRITE ATOMIC(16)
+    assert.ok(!ops.some((o) => o.startsWith('4/')));
   });
 
   it('RCTD adds a command timeouts descriptor after each descriptor', async () => {
@@ -324,7 +340,7 @@ describe('REPORT SUPPORTED OPERATION CODES', () => {
 
   it('unsupported opcode: SUPPORT 001b', async () => {
     const n = await h.login();
-    assert.deepStrictEqual(good(await h.run(n, rsoc(1, 0x48))), hex('00 01 0000'));
+    assert.deepStrictEqual(good(await h.run(n, rsoc(1, 0x04))), hex('00 01 0000'));
   });
 
   it('reporting option 4 -> INVALID FIELD IN CDB byte 2 bit 2', async () => {
