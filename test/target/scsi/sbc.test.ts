@@ -285,11 +285,11 @@ describe('WRITE SAME', () => {
   it('NUMBER OF LOGICAL BLOCKS 0 (WSNZ=0) writes from the LBA to the last LBA', async () => {
     const n = await h.login();
     const blk = pattern(BS, 23);
-    good(await h.run(n, cdb10(0x41, 1000, 0), { dataOut: blk }));
-    assert.deepStrictEqual(good(await h.run(n, read10(1000, 24))), Buffer.concat(Array(24).fill(blk)));
+    good(await h.run(n, cdb10(0x41, 4976, 0), { dataOut: blk })); // 5000-block LU
+    assert.deepStrictEqual(good(await h.run(n, read10(4976, 24))), Buffer.concat(Array(24).fill(blk)));
     assert.strictEqual(h.vol().mappedBlocks, 24);
     // ...with UNMAP=1 it deallocates to the end
-    good(await h.run(n, cdb16(0x93, 1010n, 0, 0x08), { dataOut: blk }));
+    good(await h.run(n, cdb16(0x93, 4986n, 0, 0x08), { dataOut: blk }));
     assert.strictEqual(h.vol().mappedBlocks, 10);
   });
 
@@ -491,5 +491,209 @@ describe('READ DEFECT DATA', () => {
     assert.deepStrictEqual(good(await h.run(n, hex('37 00 18 00 00 00 00 0004 00'))), hex('00 18 0000'));
     assert.deepStrictEqual(good(await h.run(n, hex('b7 1d 00 00 00 00 00000008 00 00'))), hex('00 1d 0000 00000000'));
     h.assertNoBugs();
+  });
+});
+
+describe('WRITE ATOMIC(16)', () => {
+  let h: Harness;
+  beforeEach(() => { h = new Harness([{ blockCount: 4096 }, { blockCount: 64, readOnly: true }]); });
+  afterEach(() => h.assertNoBugs());
+  /** SBC-4 5.48: LBA bytes 2-9, ATOMIC BOUNDARY 10-11, TRANSFER LENGTH 12-13. */
+  const wa = (lba: bigint, len: number, flags = 0, boundary = 0) => {
+    const b = Buffer.alloc(16); b[0] = 0x9c; b[1] = flags; b.writeBigUInt64BE(lba, 2); b.writeUInt16BE(boundary, 10); b.writeUInt16BE(len, 12); return b;
+  };
+
+  it('writes the blocks in one volume request; DPO/FUA accepted (FUA reaches the volume)', async () => {
+    const n = await h.login();
+    const data = pattern(256 * BS, 31);
+    const writes = h.vol().stats.writes;
+    const r = await h.run(n, wa(100n, 256, 0x18), { dataOut: data });
+    good(r);
+    assert.strictEqual(r.dataOutWanted, 256 * BS);
+    assert.strictEqual(h.vol().stats.writes - writes, 1);
+    assert.strictEqual(h.vol().stats.fuaWrites, 1);
+    assert.deepStrictEqual(good(await h.run(n, read10(100, 256))), data);
+  });
+
+  it('more than MAXIMUM ATOMIC TRANSFER LENGTH -> INVALID FIELD IN CDB byte 12; ATOMIC BOUNDARY != 0 -> byte 10', async () => {
+    const n = await h.login();
+    checkCondition(await h.run(n, wa(0n, 2049), { dataOut: Buffer.alloc(2049 * BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 12, bit: 7 } });
+    checkCondition(await h.run(n, wa(0n, 8, 0, 4), { dataOut: Buffer.alloc(8 * BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 10, bit: 7 } });
+    assert.strictEqual(h.vol().mappedBlocks, 0);
+  });
+
+  it('0 blocks is GOOD; beyond the end -> LBA OUT OF RANGE; WRPROTECT != 0 refused; read-only LU -> WRITE PROTECTED', async () => {
+    const n = await h.login();
+    good(await h.run(n, wa(0n, 0)));
+    checkCondition(await h.run(n, wa(4096n - 8n, 16), { dataOut: Buffer.alloc(16 * BS) }), Sense.LBA_OUT_OF_RANGE);
+    checkCondition(await h.run(n, wa(1n << 63n, 1), { dataOut: Buffer.alloc(BS) }), Sense.LBA_OUT_OF_RANGE);
+    checkCondition(await h.run(n, wa(0n, 1, 0x20), { dataOut: Buffer.alloc(BS) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 1, bit: 5 } });
+    checkCondition(await h.run(n, wa(0n, 1), { dataOut: Buffer.alloc(BS), lun: 1 }), Sense.WRITE_PROTECTED);
+  });
+
+  it('a short Data-Out writes nothing (all or nothing)', async () => {
+    const n = await h.login();
+    checkCondition(await h.run(n, wa(0n, 4), { dataOut: Buffer.alloc(3 * BS), expectedLength: 4 * BS }), Sense.PARAMETER_LIST_LENGTH_ERROR);
+    assert.strictEqual(h.vol().mappedBlocks, 0);
+  });
+
+  it('atomic against other writes: an overlapping WRITE waits until the atomic write is done', async () => {
+    const n = await h.login();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const order: string[] = [];
+    h.vol().hooks.beforeWrite = async (lba, blocks) => {
+      order.push(`${lba}+${blocks}`);
+      if (blocks === 8) await gate;
+    };
+    const atomic = h.run(n, wa(0n, 8), { dataOut: Buffer.alloc(8 * BS, 0xaa) });
+    while (order.length === 0) await new Promise((r) => setImmediate(r));
+    const other = h.run(n, write10(4, 1), { dataOut: Buffer.alloc(BS, 0xbb) });
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    assert.deepStrictEqual(order, ['0+8'], 'the overlapping WRITE has not reached the volume');
+    release();
+    good(await atomic);
+    good(await other);
+    assert.deepStrictEqual(order, ['0+8', '4+1']);
+    const back = good(await h.run(n, read10(0, 8)));
+    assert.deepStrictEqual(back.subarray(4 * BS, 5 * BS), Buffer.alloc(BS, 0xbb));
+    assert.deepStrictEqual(back.subarray(0, 4 * BS), Buffer.alloc(4 * BS, 0xaa));
+  });
+});
+
+describe('512e LU (physicalBlockSize 4096 on 512-byte blocks)', () => {
+  it('READ CAPACITY(16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 3, LOWEST ALIGNED LBA 0; 512n stays 0', async () => {
+    const h = new Harness([{ physicalBlockSize: 4096 }, { lun: 1 }]);
+    const n = await h.login();
+    const rc16 = hex('9e 10 0000000000000000 00000020 00 00');
+    const d = good(await h.run(n, rc16));
+    assert.strictEqual(d.readUInt32BE(8), 512);
+    assert.strictEqual(d[13] & 0x0f, 3);
+    assert.strictEqual(d.readUInt16BE(14) & 0x3fff, 0);
+    assert.strictEqual(d[14] & 0xc0, 0xc0); // LBPME, LBPRZ unchanged
+    assert.strictEqual(good(await h.run(n, rc16, { lun: 1 }))[13], 0);
+    h.assertNoBugs();
+  });
+
+  it('GET LBA STATUS still reports per logical block (an unaligned unmap is exact)', async () => {
+    const h = new Harness([{ physicalBlockSize: 4096, blockCount: 64 }]);
+    const n = await h.login();
+    good(await h.run(n, write10(0, 16), { dataOut: pattern(16 * BS, 1) }));
+    good(await h.run(n, hex('42 00 00 00 00 00 00 0018 00'), { dataOut: hex('0016 0010 00000000 0000000000000003 00000002 00000000') }));
+    const d = good(await h.run(n, hex('9e 12 0000000000000000 00000040 00 00')));
+    assert.deepStrictEqual(d.subarray(8, 8 + 48), hex(
+      '0000000000000000 00000003 00 000000  0000000000000003 00000002 01 000000  0000000000000005 0000000b 00 000000'));
+  });
+});
+
+describe('SANITIZE', () => {
+  let h: Harness;
+  beforeEach(() => { h = new Harness([{ blockCount: 3000 }, { blockCount: 64, readOnly: true }]); });
+  afterEach(() => h.assertNoBugs());
+  const san = (sa: number, len: number, immed = false) => { const b = Buffer.alloc(10); b[0] = 0x48; b[1] = (immed ? 0x80 : 0) | sa; b.writeUInt16BE(len, 7); return b; };
+  const overwriteList = (pattern: Buffer, count = 1, invert = false) => {
+    const h4 = Buffer.from([(invert ? 0x80 : 0) | count, 0, 0, 0]);
+    h4.writeUInt16BE(pattern.length, 2);
+    return Buffer.concat([h4, pattern]);
+  };
+  const TUR = hex('00 00 00 00 00 00');
+
+  it('OVERWRITE repeats the pattern over every block, in bounded chunks', async () => {
+    const n = await h.login();
+    const list = overwriteList(hex('a1b2c3d4'));
+    const writes = h.vol().stats.writes;
+    good(await h.run(n, san(1, list.length), { dataOut: list }));
+    assert.strictEqual(h.vol().stats.writes - writes, 2, '3000 blocks as 2048 + 952');
+    const blk = Buffer.alloc(BS);
+    for (let i = 0; i < BS; i += 4) hex('a1b2c3d4').copy(blk, i);
+    assert.deepStrictEqual(await h.vol().read(0, 1), blk);
+    assert.deepStrictEqual(await h.vol().read(2999, 1), blk);
+  });
+
+  it('OVERWRITE with INVERT over 2 passes ends with the pattern as given', async () => {
+    const n = await h.login();
+    const list = overwriteList(Buffer.alloc(BS, 0x0f), 2, true);
+    good(await h.run(n, san(1, list.length), { dataOut: list }));
+    assert.deepStrictEqual(await h.vol().read(1234, 1), Buffer.alloc(BS, 0x0f));
+  });
+
+  it('OVERWRITE parameter checks: list length <= 4 or > block size + 4 -> INVALID FIELD IN CDB; count 0, pattern length 0 or > block -> INVALID FIELD IN PARAMETER LIST', async () => {
+    const n = await h.login();
+    for (const len of [0, 4]) checkCondition(await h.run(n, san(1, len), { dataOut: Buffer.alloc(len) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 7, bit: 7 } });
+    checkCondition(await h.run(n, san(1, BS + 5), { dataOut: Buffer.alloc(BS + 5) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 7, bit: 7 } });
+    const zeroCount = overwriteList(Buffer.alloc(BS, 1), 0);
+    checkCondition(await h.run(n, san(1, zeroCount.length), { dataOut: zeroCount }), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cdb: false, byte: 0, bit: 4 } });
+    const noPattern = Buffer.concat([hex('01 00 0000'), Buffer.alloc(BS)]);
+    checkCondition(await h.run(n, san(1, noPattern.length), { dataOut: noPattern }), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cdb: false, byte: 2, bit: 7 } });
+    const tooLong = Buffer.concat([hex('01 00 0204'), Buffer.alloc(BS)]);
+    checkCondition(await h.run(n, san(1, tooLong.length), { dataOut: tooLong }), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cdb: false, byte: 2, bit: 7 } });
+    assert.strictEqual(h.vol().mappedBlocks, 0);
+  });
+
+  it('BLOCK ERASE and CRYPTOGRAPHIC ERASE deallocate everything; a parameter list -> INVALID FIELD IN CDB', async () => {
+    const n = await h.login();
+    for (const sa of [2, 3]) {
+      good(await h.run(n, write10(0, 8), { dataOut: pattern(8 * BS, sa) }));
+      good(await h.run(n, write10(2990, 10), { dataOut: pattern(10 * BS, sa) }));
+      checkCondition(await h.run(n, san(sa, 8), { dataOut: Buffer.alloc(8) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 7, bit: 7 } });
+      good(await h.run(n, san(sa, 0)));
+      assert.strictEqual(h.vol().mappedBlocks, 0);
+      assert.deepStrictEqual(good(await h.run(n, read10(0, 8))), Buffer.alloc(8 * BS));
+    }
+  });
+
+  it('EXIT FAILURE MODE: no parameter list allowed; other service actions -> INVALID FIELD IN CDB byte 1', async () => {
+    const n = await h.login();
+    good(await h.run(n, san(0x1f, 0)));
+    checkCondition(await h.run(n, san(0x1f, 8), { dataOut: Buffer.alloc(8) }), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 7, bit: 7 } });
+    for (const sa of [0, 4, 0x10, 0x1e]) checkCondition(await h.run(n, san(sa, 0)), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 1, bit: 4 } });
+  });
+
+  it('while it runs (IMMED=1): NOT READY, SANITIZE IN PROGRESS on every nexus; INQUIRY, REPORT LUNS, REQUEST SENSE served', async () => {
+    const n = await h.login();
+    const other = await h.login('iqn.2026-01.dev.test:other', '023d00000009');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    h.vol().hooks.beforeWrite = () => gate;
+    const list = overwriteList(Buffer.alloc(BS, 0x5a));
+    good(await h.run(n, san(1, list.length, true), { dataOut: list })); // IMMED: GOOD at once
+    checkCondition(await h.run(n, TUR), Sense.SANITIZE_IN_PROGRESS);
+    checkCondition(await h.run(other, read10(0, 1)), Sense.SANITIZE_IN_PROGRESS);
+    checkCondition(await h.run(other, san(2, 0)), Sense.SANITIZE_IN_PROGRESS);
+    good(await h.run(other, hex('12 00 00 00 60 00')));
+    good(await h.run(other, hex('a0 00 00 00 00 00 00 00 01 00 00 00')));
+    const rs = good(await h.run(other, hex('03 00 00 00 12 00')));
+    assert.deepStrictEqual([rs[2] & 0x0f, rs[12], rs[13]], [0x02, 0x04, 0x1b]);
+    good(await h.run(n, TUR, { lun: 1 })); // other LUs are not affected
+    // a LOGICAL UNIT RESET does not stop it
+    h.target.taskManagement(5, n, 0);
+    checkCondition(await h.run(n, TUR), Sense.BUS_DEVICE_RESET);
+    checkCondition(await h.run(n, TUR), Sense.SANITIZE_IN_PROGRESS);
+    release();
+    for (let i = 0; i < 50 && h.target['luns'].get(0)!.sanitizing; i++) await new Promise((r) => setImmediate(r));
+    checkCondition(await h.run(other, TUR), Sense.BUS_DEVICE_RESET);
+    good(await h.run(other, TUR));
+    assert.deepStrictEqual(await h.vol().read(2999, 1), Buffer.alloc(BS, 0x5a));
+  });
+
+  it('a failed sanitize: MEDIUM ERROR, SANITIZE COMMAND FAILED for medium access until a SANITIZE succeeds', async () => {
+    const n = await h.login();
+    h.vol().injectWriteError(2500);
+    const list = overwriteList(Buffer.alloc(BS, 1));
+    checkCondition(await h.run(n, san(1, list.length), { dataOut: list }), Sense.SANITIZE_COMMAND_FAILED);
+    checkCondition(await h.run(n, read10(0, 1)), Sense.SANITIZE_COMMAND_FAILED);
+    h.vol().clearFaults();
+    good(await h.run(n, san(2, 0)));
+    good(await h.run(n, read10(0, 1)));
+  });
+
+  it('RESERVE(6) by another nexus -> RESERVATION CONFLICT; read-only LU -> WRITE PROTECTED', async () => {
+    const n = await h.login();
+    const other = await h.login('iqn.2026-01.dev.test:other', '023d00000009');
+    good(await h.run(other, hex('16 00 00 00 00 00')));
+    const list = overwriteList(Buffer.alloc(BS, 1));
+    assert.strictEqual((await h.run(n, san(1, list.length), { dataOut: list })).status, Status.RESERVATION_CONFLICT);
+    assert.strictEqual((await h.run(n, san(2, 0))).status, Status.RESERVATION_CONFLICT);
+    checkCondition(await h.run(n, san(2, 0), { lun: 1 }), Sense.WRITE_PROTECTED);
   });
 });
