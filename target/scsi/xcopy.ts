@@ -73,7 +73,8 @@ export interface CopyRecord {
   hold: boolean;
   segmentsProcessed: number;
   bytesTransferred: number;
-  /** Fixed-format sense data the command ended with (FAILED SEGMENT DETAILS). */
+  /** SCSI status the command ended with, and its fixed-format sense data (FAILED SEGMENT DETAILS). */
+  status?: number;
   sense?: Buffer;
 }
 
@@ -101,9 +102,10 @@ export class CopyTable {
     return r;
   }
 
-  finish(it: string, r: CopyRecord, sense?: Buffer): void {
-    r.state = sense ? 'failed' : 'done';
-    r.sense = sense;
+  finish(it: string, r: CopyRecord, failed?: { status: number; sense: Buffer }): void {
+    r.state = failed ? 'failed' : 'done';
+    r.status = failed?.status;
+    r.sense = failed?.sense;
     const k = CopyTable.key(it, r.listId);
     if (!r.hold) {
       if (this.records.get(k) === r) this.records.delete(k);
@@ -305,8 +307,11 @@ export async function extendedCopy(ctx: Ctx): Promise<void> {
       ? new CheckCondition(e.sense, { commandSpecific: e.segment, fieldPointer: e.pointer })
       : e;
     if (tracked) {
-      const sense = failure instanceof CheckCondition ? encodeFixedSense(failure.sense, failure.detail) : Buffer.alloc(0);
-      table.finish(ctx.key, record, sense);
+      table.finish(ctx.key, record, failure instanceof CheckCondition
+        ? { status: Status.CHECK_CONDITION, sense: encodeFixedSense(failure.sense, failure.detail) }
+        : failure instanceof ReservationConflict
+          ? { status: Status.RESERVATION_CONFLICT, sense: Buffer.alloc(0) }
+          : { status: Status.CHECK_CONDITION, sense: encodeFixedSense(Sense.INTERNAL_TARGET_FAILURE) });
     }
     throw failure;
   }
@@ -366,7 +371,7 @@ function failedSegmentDetails(r: CopyRecord): Buffer {
   if (r.state !== 'failed' || !r.sense) return Buffer.alloc(4);
   const b = Buffer.alloc(60 + r.sense.length);
   b.writeUInt32BE(b.length - 4, 0);
-  b[56] = Status.CHECK_CONDITION; // COPY COMMAND STATUS
+  b[56] = r.status ?? Status.CHECK_CONDITION; // COPY COMMAND STATUS
   b.writeUInt16BE(r.sense.length, 58);
   r.sense.copy(b, 60);
   return b;

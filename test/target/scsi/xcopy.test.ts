@@ -185,8 +185,9 @@ describe('EXTENDED COPY(LID1)', () => {
     const other = await h.login('iqn.2026-01.dev.test:other', '023d00000009');
     good(await h.run(other, hex('16 00 00 00 00 00'), { lun: 1 }));
     await h.vol(0).write(0, pattern(BS, 8), { fua: false });
-    conflict(await xcopy(paramList([cscd(naa(0)), cscd(naa(1))], [b2b(0, 1, 1, 0, 0)])));
+    conflict(await xcopy(paramList([cscd(naa(0)), cscd(naa(1))], [b2b(0, 1, 1, 0, 0)], { usage: 0, listId: 7 })));
     assert.strictEqual(h.vol(1).mappedBlocks, 0);
+    assert.deepStrictEqual(good(await h.run(n, rcrCdb(0x04, 7))), Buffer.concat([hex('00000038'), Buffer.alloc(52), hex('18 00 0000')]));
     // the holder itself may copy into it
     good(await xcopy(paramList([cscd(naa(0)), cscd(naa(1))], [b2b(0, 1, 1, 0, 0)]), other));
     assert.strictEqual(h.vol(1).mappedBlocks, 1);
