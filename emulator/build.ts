@@ -39,6 +39,7 @@ export function dkcDefinition(d: DkcConfig): DkcDefinition {
   return {
     name: d.name,
     serial: d.serial,
+    cache: d.cache,
     raidGroups: d.raidGroups.map((g) => ({
       name: g.name,
       level: g.level,

@@ -3,10 +3,11 @@
 // CHAP secrets that differ, and the placement (offset) of every volume in its group.
 import type { ChapSecret } from '../target/iscsi/types';
 import {
-  ConfigError, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize, parsePortal, parseSize, PathSeg, RackConfig, RawChap, RawRack,
+  CacheConfig, ConfigError, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize, parsePortal, parseSize, PathSeg, RackConfig, RawChap, RawRack,
   RaidGroupConfig, SourceMap, TargetConfig, VolumeConfig, VOLUME_ALIGN_BYTES,
 } from './config';
 import { raidCapacity } from './raid';
+import { CACHE_DEFAULT_BYTES, CACHE_MAX_BYTES, CACHE_MIN_BYTES } from '../firmware/cache';
 
 const STRIPE_MIN_BYTES = 4096;
 const STRIPE_MAX_BYTES = 16 * 1024 * 1024;
@@ -35,10 +36,18 @@ export function crossCheck(raw: RawRack, src: SourceMap, name: string): { config
       if (prev) err(['dkcs', i, 'targets', k, 'name'], `duplicate target name ${t.name} (also ${prev})`);
       else targetNames.set(t.name, `dkcs[${i}].targets[${k}]`);
     });
-    dkcs.push({ name: d.name, serial: d.serial, raidGroups, volumes, targets });
+    dkcs.push({ name: d.name, serial: d.serial, cache: checkCache(d, i, err), raidGroups, volumes, targets });
   });
   const discoveryChap = raw.discovery?.chap ? checkChap(raw.discovery.chap, ['discovery', 'chap'], err) : undefined;
   return { config: { file: src.file, name, dkcs, discoveryChap }, errors };
+}
+
+function checkCache(d: RawDkc, i: number, err: (s: PathSeg[], m: string) => void): CacheConfig {
+  const sizeBytes = d.cache?.size === undefined ? CACHE_DEFAULT_BYTES : parseSize(d.cache.size);
+  if (sizeBytes < CACHE_MIN_BYTES || sizeBytes > CACHE_MAX_BYTES) {
+    err(['dkcs', i, 'cache', 'size'], `must be from ${formatSize(CACHE_MIN_BYTES)} to ${formatSize(CACHE_MAX_BYTES)}`);
+  }
+  return { sizeBytes, mode: d.cache?.mode ?? 'write-through' };
 }
 
 function checkRaidGroups(d: RawDkc, i: number, err: (s: PathSeg[], m: string) => void): RaidGroupConfig[] {

@@ -52,9 +52,16 @@ export interface TargetConfig {
   luns: LunConfig[];
 }
 
+export interface CacheConfig {
+  sizeBytes: number;
+  mode: 'write-through' | 'off';
+}
+
 export interface DkcConfig {
   name: string;
   serial: number;
+  /** The DKC cache in RAM (firmware/cache.ts). */
+  cache: CacheConfig;
   raidGroups: RaidGroupConfig[];
   volumes: VolumeConfig[];
   targets: TargetConfig[];
@@ -243,6 +250,7 @@ export interface RawRack {
   dkcs: {
     name: string;
     serial: number;
+    cache?: { size?: string; mode?: 'write-through' | 'off' };
     raidGroups: { name: string; level: 0 | 1; stripeSize?: string; disks: { count: number; size: string } }[];
     volumes: { name: string; group: string; size: string; blockSize?: 512 | 4096; physicalBlockSize?: 512 | 4096 }[];
     targets: {

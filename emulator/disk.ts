@@ -1,21 +1,36 @@
 // An emulated disk drive: a sparse file of a fixed capacity. Unwritten sectors take no space
 // and read as zeros. FUA writes are on stable storage (fdatasync) before they resolve;
 // flush() (SYNCHRONIZE CACHE) is an fsync. Concurrent syncs coalesce (group commit).
+// Writes go through a WriteMerger: while one batch is being written, new writes queue and
+// writes that touch end to end leave as one pwritev (emulator/write-merge.ts).
 import assert from 'node:assert';
-import { promises as fs, read as fsRead, write as fsWrite } from 'node:fs';
+import { promises as fs, read as fsRead, write as fsWrite, writev as fsWritev } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir } from '../firmware/durable';
 import { SyncCoalescer } from '../firmware/sync';
+import { MergeStats, WriteIo, WriteMerger } from './write-merge';
 
 export const SECTOR_BYTES = 512;
 
 export class FileDisk {
   private readonly datasyncs: SyncCoalescer;
   private readonly fsyncs: SyncCoalescer;
+  private readonly merger: WriteMerger;
 
   private constructor(readonly file: string, readonly sizeBytes: number, private readonly fh: fs.FileHandle) {
     this.datasyncs = new SyncCoalescer(() => this.fh.datasync());
     this.fsyncs = new SyncCoalescer(() => this.fh.sync());
+    const io: WriteIo = {
+      write: (offset, data, dataOffset, length) => this.pwrite(offset, data, dataOffset, length),
+      writev: (offset, buffers, length) => this.pwritev(offset, buffers, length),
+      datasync: () => this.datasyncs.sync(),
+    };
+    this.merger = new WriteMerger(io);
+  }
+
+  /** Writes submitted and disk writes issued (how well merging works). */
+  get writeStats(): MergeStats {
+    return this.merger.stats;
   }
 
   /**
@@ -71,15 +86,25 @@ export class FileDisk {
     if (bytesRead < length) await this.finishVector(offset, buffers, bytesRead, 'read');
   }
 
-  /** One pwrite (more only on a short write); FUA: fdatasync before resolving. */
+  /** Queued for the next merged write; FUA: fdatasync before resolving. */
   write(offset: number, data: Buffer, dataOffset: number, length: number, fua: boolean): Promise<void> {
     this.check(offset, length);
+    return this.merger.write(offset, data, dataOffset, length, fua);
+  }
+
+  /** Gather write: buffers written one after the other at offset (queued like write()). */
+  writev(offset: number, buffers: Buffer[], length: number, fua: boolean): Promise<void> {
+    this.check(offset, length);
+    return this.merger.writev(offset, buffers, length, fua);
+  }
+
+  /** One pwrite on the raw fd (more only on a short write). */
+  private pwrite(offset: number, data: Buffer, dataOffset: number, length: number): Promise<void> {
     return new Promise((resolve, reject) => {
       fsWrite(this.fh.fd, data, dataOffset, length, offset, (err, written) => {
-        if (err) return reject(err);
-        const rest = written === length ? null : this.finishWrite(offset, data, dataOffset, length, written);
-        if (!fua) return rest ? rest.then(resolve, reject) : resolve();
-        (rest ?? Promise.resolve()).then(() => this.datasyncs.sync()).then(resolve, reject);
+        if (err) reject(err);
+        else if (written === length) resolve();
+        else this.finishWrite(offset, data, dataOffset, length, written).then(resolve, reject);
       });
     });
   }
@@ -91,12 +116,15 @@ export class FileDisk {
     }
   }
 
-  /** Gather write: buffers written one after the other at offset (one pwritev). */
-  async writev(offset: number, buffers: Buffer[], length: number, fua: boolean): Promise<void> {
-    this.check(offset, length);
-    const { bytesWritten } = await this.fh.writev(buffers, offset);
-    if (bytesWritten < length) await this.finishVector(offset, buffers, bytesWritten, 'write');
-    if (fua) await this.datasyncs.sync();
+  /** One pwritev on the raw fd (more only on a short write). */
+  private pwritev(offset: number, buffers: Buffer[], length: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      fsWritev(this.fh.fd, buffers, offset, (err, written) => {
+        if (err) reject(err);
+        else if (written === length) resolve();
+        else this.finishVector(offset, buffers, written, 'write').then(resolve, reject);
+      });
+    });
   }
 
   async flush(): Promise<void> {
@@ -121,9 +149,9 @@ export class FileDisk {
   }
 
   private check(offset: number, length: number): void {
-    assert(
-      offset % SECTOR_BYTES === 0 && length % SECTOR_BYTES === 0 && offset >= 0 && offset + length <= this.sizeBytes,
-      `${this.file}: I/O [${offset}, +${length}) is not whole sectors inside ${this.sizeBytes} bytes`,
-    );
+    // The message is built only on failure: this runs on every I/O.
+    if (!(offset % SECTOR_BYTES === 0 && length % SECTOR_BYTES === 0 && offset >= 0 && offset + length <= this.sizeBytes)) {
+      assert.fail(`${this.file}: I/O [${offset}, +${length}) is not whole sectors inside ${this.sizeBytes} bytes`);
+    }
   }
 }

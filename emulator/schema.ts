@@ -102,6 +102,15 @@ const target = {
   },
 };
 
+const cache = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    size,
+    mode: { enum: ['write-through', 'off'], 'x-message': 'must be write-through or off' },
+  },
+};
+
 const dkc = {
   type: 'object',
   additionalProperties: false,
@@ -109,6 +118,7 @@ const dkc = {
   properties: {
     name,
     serial: { type: 'integer', minimum: 1, maximum: 0xffffffff, 'x-message': 'must be a whole number from 1 to 4294967295' },
+    cache,
     raidGroups: { type: 'array', minItems: 1, items: raidGroup },
     volumes: { type: 'array', items: volume },
     targets: { type: 'array', items: target },

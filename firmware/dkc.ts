@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type pino from 'pino';
 import { AllocationMap } from './allocation-map';
+import { CACHE_DEFAULT_BYTES, CacheDefinition, DkcCache } from './cache';
 import { DiskExtent, DriveInterface, RaidGroupDevice } from './drive';
 import { ldevHex } from './identity';
 import { Ldev, LdevDefinition } from './ldev';
@@ -18,6 +19,8 @@ export interface DkcDefinition {
   raidGroups: RaidGroupEntry[];
   ldevs: LdevDefinition[];
   lus: LuEntry[];
+  /** The DKC cache (default: CACHE_DEFAULT_BYTES, write-through). */
+  cache?: CacheDefinition;
 }
 
 /** Where one LBA of one LU lives, table by table (seed 003 claim 14). */
@@ -58,7 +61,9 @@ export class Dkc {
    * first start; a map made for another layout is refused).
    */
   static async open(def: DkcDefinition, groups: RaidGroupDevice[], metaDir: string, log: pino.Logger): Promise<Dkc> {
-    const dkc = new Dkc(def.name, def.serial, new DriveInterface(groups), log.child({ dkc: def.name }));
+    const c = def.cache ?? { sizeBytes: CACHE_DEFAULT_BYTES, mode: 'write-through' };
+    const cache = c.mode === 'off' ? null : new DkcCache(c.sizeBytes);
+    const dkc = new Dkc(def.name, def.serial, new DriveInterface(groups, cache), log.child({ dkc: def.name }));
     for (const rg of def.raidGroups) dkc.ram.addRaidGroup(rg);
     for (const d of def.ldevs) dkc.ram.addLdev(d);
     for (const lu of def.lus) dkc.ram.addLu(lu);

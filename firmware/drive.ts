@@ -1,6 +1,8 @@
 // The DKC's drive interface (seed 001 Fig. 3, drive interface 1230): what the firmware sees of
 // the RAID groups beneath it. emulator/ implements RaidGroupDevice over files; the firmware never
-// sees files or disks directly, only a RAID group's logical address space.
+// sees files or disks directly, only a RAID group's logical address space. Reads and writes pass
+// through the DKC cache (firmware/cache.ts) unless it is off.
+import { CachedGroup, DkcCache } from './cache';
 import { MediumError } from './volume';
 
 /** Where one byte range of a RAID group's logical space lands on one member disk. */
@@ -36,9 +38,14 @@ export interface RaidGroupDevice {
  */
 export class DriveInterface {
   private readonly groups = new Map<string, RaidGroupDevice>();
+  private readonly cached = new Map<RaidGroupDevice, CachedGroup>();
 
-  constructor(groups: Iterable<RaidGroupDevice>) {
-    for (const g of groups) this.groups.set(g.name, g);
+  /** cache null: every read and write goes straight to the RAID groups. */
+  constructor(groups: Iterable<RaidGroupDevice>, readonly cache: DkcCache | null = null) {
+    for (const g of groups) {
+      this.groups.set(g.name, g);
+      if (cache) this.cached.set(g, cache.attach(g));
+    }
   }
 
   group(name: string): RaidGroupDevice {
@@ -52,17 +59,26 @@ export class DriveInterface {
   }
 
   readInto(g: RaidGroupDevice, offset: number, buf: Buffer, bufOffset: number, length: number, lba: number): Promise<void> {
-    return g.readInto(offset, buf, bufOffset, length).catch((err: unknown) => {
+    const cg = this.cached.get(g);
+    const p = cg ? this.cache!.read(cg, offset, buf, bufOffset, length) : g.readInto(offset, buf, bufOffset, length);
+    return p.catch((err: unknown) => {
       throw toMediumError(err, lba, 'read');
     });
   }
 
-  async write(g: RaidGroupDevice, offset: number, data: Buffer, length: number, fua: boolean, lba: number): Promise<void> {
-    try {
-      await g.write(offset, data, 0, length, fua);
-    } catch (err) {
+  write(g: RaidGroupDevice, offset: number, data: Buffer, length: number, fua: boolean, lba: number): Promise<void> {
+    const cg = this.cached.get(g);
+    const send = () => g.write(offset, data, 0, length, fua);
+    const p = cg ? this.cache!.write(cg, offset, data, length, send) : send();
+    return p.catch((err: unknown) => {
       throw toMediumError(err, lba, 'write');
-    }
+    });
+  }
+
+  /** The bytes [offset, +length) of g hold no live data any more (UNMAP): the cache may drop them. */
+  discard(g: RaidGroupDevice, offset: number, length: number): void {
+    const cg = this.cached.get(g);
+    if (cg) this.cache!.discard(cg, offset, length);
   }
 
   async flush(g: RaidGroupDevice, lba: number): Promise<void> {

@@ -95,7 +95,7 @@ export class Ldev implements Volume {
 
   async write(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
     const bs = this.blockSize;
-    assert(data.length % bs === 0, `write of ${data.length} bytes is not whole ${bs}-byte blocks`);
+    if (data.length % bs !== 0) assert.fail(`write of ${data.length} bytes is not whole ${bs}-byte blocks`);
     const blocks = data.length / bs;
     this.checkRange(lba, blocks);
     if (blocks === 0) return;
@@ -120,6 +120,8 @@ export class Ldev implements Volume {
       // The data stays in the disk file (no hole punching from Node); the map alone decides that
       // these blocks read as zeros (LBPRZ=1).
       const persisted = this.map.update(lba, blocks, false, false);
+      // Correct either way (the cache mirrors the disk, and the map decides): this only frees RAM.
+      this.drive.discard(this.group, this.offsetBytes + lba * this.blockSize, blocks * this.blockSize);
       if (persisted) await this.mapWrite(persisted, lba);
     } finally {
       this.leave(undefined);
@@ -192,9 +194,9 @@ export class Ldev implements Volume {
 
   // The target's dispatcher checks LBA ranges against blockCount; a request outside is a bug.
   private checkRange(lba: number, blocks: number): void {
-    assert(
-      Number.isInteger(lba) && Number.isInteger(blocks) && lba >= 0 && blocks >= 0 && lba + blocks <= this.blockCount,
-      `${this.id}: LBA range [${lba}, +${blocks}) outside ${this.blockCount} blocks`,
-    );
+    // The message is built only on failure: this runs on every I/O.
+    if (!(Number.isInteger(lba) && Number.isInteger(blocks) && lba >= 0 && blocks >= 0 && lba + blocks <= this.blockCount)) {
+      assert.fail(`${this.id}: LBA range [${lba}, +${blocks}) outside ${this.blockCount} blocks`);
+    }
   }
 }
