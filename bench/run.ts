@@ -1,10 +1,11 @@
 // Runs every benchmark suite in turn and prints one line per case (npm run bench).
 // Benchmarks never run inside the test suite; results go to bench/RESULTS.md by hand.
 import Benchmark from 'benchmark';
+import { cacheSuite, prepareCache } from './cache.bench';
 import { cdbSuite } from './cdb.bench';
 import { pduSuite } from './pdu.bench';
 
-const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite];
+const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite, cacheSuite];
 
 function run(suite: Benchmark.Suite): Promise<void> {
   return new Promise((resolve) => {
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
   console.log('| suite | case | ops/s | ns/op | rme | samples |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+  await prepareCache();
   for (const make of suites) {
     const s = make();
     if (only === undefined || s.name === only) await run(s);
