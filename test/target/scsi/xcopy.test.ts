@@ -193,6 +193,21 @@ describe('EXTENDED COPY(LID1)', () => {
     assert.strictEqual(h.vol(1).mappedBlocks, 1);
   });
 
+  it('a reservation taken mid-copy stops the rest: RESERVATION CONFLICT, the first chunk stays', async () => {
+    const other = await h.login('iqn.2026-01.dev.test:other', '023d00000009');
+    await h.vol(0).write(0, pattern(4096 * BS, 10), { fua: false });
+    let reserved = false;
+    h.vol(1).hooks.beforeWrite = async () => {
+      if (reserved) return;
+      reserved = true;
+      good(await h.run(other, hex('16 00 00 00 00 00'), { lun: 1 })); // while chunk 1 is being written
+    };
+    const list = paramList([cscd(naa(0)), cscd(naa(1))], [b2b(0, 1, 4096, 0, 0)], { usage: 0, listId: 3 });
+    conflict(await xcopy(list));
+    assert.strictEqual(h.vol(1).mappedBlocks, 2048, 'only the first 1 MiB chunk was written');
+    assert.deepStrictEqual(good(await h.run(n, rcrCdb(0x00, 3))), hex('00000008 02 0000 00 00100000'));
+  });
+
   it('persistent reservations: WRITE EXCLUSIVE blocks a destination, EXCLUSIVE ACCESS a source', async () => {
     const other = await h.login('iqn.2026-01.dev.test:other', '023d00000009');
     const reg = Buffer.alloc(24); reg.writeBigUInt64BE(0xabn, 8);
