@@ -114,8 +114,19 @@ export function maxTransferBlocks(blockSize: number): number {
   return maxTransferBytes / blockSize;
 }
 
+/** Usage masks are fixed per row: built on first use, not per command. Callers must not modify them. */
+const usageByRow = new WeakMap<OpRow, { opcode: number; serviceAction?: number; usage: Buffer }>();
+
 /** CDB USAGE DATA (SPC-4 6.35.3): the bits of each CDB byte the command honours. */
 export function cdbUsage(opcode: number, row: OpRow, serviceAction?: number): Buffer {
+  const hit = usageByRow.get(row);
+  if (hit && hit.opcode === opcode && hit.serviceAction === serviceAction) return hit.usage;
+  const usage = buildUsage(opcode, row, serviceAction);
+  usageByRow.set(row, { opcode, serviceAction, usage });
+  return usage;
+}
+
+function buildUsage(opcode: number, row: OpRow, serviceAction?: number): Buffer {
   const u = Buffer.alloc(row.cdbLength);
   for (const f of [row.lba, row.length, row.allocationLength, row.parameterListLength]) {
     if (f) u.fill(0xff, f[0], f[0] + f[1]);

@@ -386,7 +386,7 @@ export async function sanitize(ctx: Ctx): Promise<void> {
   lu.sanitizeFailed = false;
   const done = work().then(() => { lu.sanitizeFailed = false; }, (e: unknown) => {
     lu.sanitizeFailed = true;
-    ctx.log.error({ err: e }, 'SANITIZE failed');
+    ctx.log.error({ err: e, lun: ctx.cmd.lun, itt: ctx.cmd.taskTag }, 'SANITIZE failed');
   }).finally(() => { lu.sanitizing = false; });
   if (immed) return;
   await done;

@@ -77,8 +77,8 @@ export class ScsiTarget implements ScsiTargetDevice {
   }
 
   execute(cmd: ScsiCommand): Promise<ScsiResponse> {
-    const log = this.log.child({ lun: cmd.lun, itt: cmd.taskTag });
-    return dispatch(this.info, cmd, log, (e) => {
+    // No child logger per command: the few log lines on this path name lun and itt themselves.
+    return dispatch(this.info, cmd, this.log, (e) => {
       if (this.internalErrors.length < 100) this.internalErrors.push(e);
       this.onInternalError?.(e);
     });
