@@ -6,6 +6,7 @@ import assert from 'node:assert';
 import { AllocationMap } from './allocation-map';
 import type { DriveInterface, RaidGroupDevice } from './drive';
 import { ldevId, ldevNaa, ldevSerial } from './identity';
+import { ReadBuffers } from './read-buffers';
 import type { LbaExtent, Volume, WriteOptions } from './volume';
 import { MediumError } from './volume';
 
@@ -20,6 +21,9 @@ export interface LdevDefinition {
   blockSize: 512 | 4096;
   blockCount: number;
 }
+
+/** Read data for the host interface comes from shared slabs (fewer allocations per command). */
+const readBuffers = new ReadBuffers();
 
 export class Ldev implements Volume {
   readonly id: string;
@@ -61,7 +65,7 @@ export class Ldev implements Volume {
     const firstClear = bm.findNextClear(lba, end);
     if (firstClear === end) {
       // Fully mapped: one read of one contiguous run.
-      const buf = Buffer.allocUnsafe(blocks * bs);
+      const buf = readBuffers.alloc(blocks * bs);
       return this.drive.readInto(this.group, this.offsetBytes + lba * bs, buf, 0, buf.length, lba).then(
         () => this.leave(buf),
         (err: unknown) => this.leave(Promise.reject(err)),
@@ -76,7 +80,7 @@ export class Ldev implements Volume {
     const bs = this.blockSize;
     const end = lba + blocks;
     const bm = this.map.bitmap;
-    const buf = Buffer.allocUnsafe(blocks * bs);
+    const buf = readBuffers.alloc(blocks * bs);
     const reads: Promise<void>[] = [];
     let b = lba;
     while (b < end) {
