@@ -156,7 +156,7 @@ export class FullFeaturePhase extends PhaseHandler {
       attr: p.attr, read: p.read, write: p.write, expectedLength: edtl, owner: this, state: write ? 'data' : 'ready', aborted: false,
       buffer: null, received: 0, unsolicitedOpen: write && !p.final,
       unsolicitedLimit: Math.min(this.session.params.firstBurstLength, edtl), unsolicitedDataSn: 0,
-      r2ts: new Map(), nextR2tOffset: 0, r2tSn: 0, refusal: undefined, execution: undefined,
+      r2ts: new Map(), nextR2tOffset: 0, r2tSn: 0, refusal: undefined, execution: undefined, abortController: undefined,
     };
   }
 
@@ -276,6 +276,14 @@ export class FullFeaturePhase extends PhaseHandler {
       nexus: this.session.nexus!, lun: task.lun, cdb: task.cdb, expectedLength: task.expectedLength,
       dataOut: task.write ? (task.buffer?.subarray(0, task.received) ?? EMPTY) : null, taskTag: task.itt,
       attribute: ATTRIBUTES[task.attr] ?? TaskAttribute.Simple,
+      // Lazy: an AbortController per command would cost every command; few handlers look.
+      get abort(): AbortSignal {
+        if (task.abortController === undefined) {
+          task.abortController = new AbortController();
+          if (task.aborted) task.abortController.abort();
+        }
+        return task.abortController.signal;
+      },
     };
     let result: Promise<ScsiResponse>;
     try {
@@ -314,11 +322,17 @@ export class FullFeaturePhase extends PhaseHandler {
     else s.activeTasks--;
   }
 
-  /** TaskOwner: abort without response; waits for the device if the task is running. */
+  /**
+   * TaskOwner: abort without response. A running task is told through ScsiCommand.abort (SANITIZE
+   * then ends at once, its operation going on: SBC-3 4.11.2); waits for the device to let go of it.
+   */
   abortTask(task: Task): Promise<void> {
     task.aborted = true;
     this.rememberEnded(task.itt);
-    if (task.state === 'running') return task.execution ?? Promise.resolve();
+    if (task.state === 'running') {
+      task.abortController?.abort();
+      return task.execution ?? Promise.resolve();
+    }
     if (task.state === 'done') return Promise.resolve();
     task.r2ts.clear();
     const i = this.queue.indexOf(task);

@@ -47,6 +47,11 @@ export interface Task {
   refusal: SenseCode | undefined;
   /** Settles when the device has finished with the task. */
   execution: Promise<void> | undefined;
+  /**
+   * Signals ScsiCommand.abort; made only when the device asks for the signal (most commands
+   * never do), and made already aborted if the task was aborted first.
+   */
+  abortController: AbortController | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -54,6 +54,16 @@ export class LogicalUnit {
   readonly copies = new CopyTable();
   /** SBC-3 4.11: a SANITIZE is running (most commands get NOT READY, SANITIZE IN PROGRESS). */
   sanitizing = false;
+  /**
+   * The running sanitize operation, settled (never rejected) when it ends. It outlives the
+   * SANITIZE command when that task is aborted (SBC-3 4.11.2), so this is what to wait for.
+   */
+  sanitizeRun: Promise<void> | null = null;
+  /**
+   * SPC-4 4.5.2.4.4 PROGRESS INDICATION of the running sanitize: the fraction done, 0..65535
+   * (65536 = 100%).
+   */
+  sanitizeProgress = 0;
   /** SBC-3 4.11: the last SANITIZE failed; only SANITIZE (or EXIT FAILURE MODE) clears it. */
   sanitizeFailed = false;
   /** Capacity last reported; a change raises CAPACITY DATA HAS CHANGED. */

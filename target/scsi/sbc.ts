@@ -321,6 +321,11 @@ function overwriteParams(ctx: Ctx, listLength: number): OverwriteParams {
   return { invert: (p[0] & 0x80) !== 0, passes, pattern: Buffer.from(p.subarray(4, 4 + patternLength)) };
 }
 
+/** SPC-4 4.5.2.4.4: PROGRESS INDICATION is the fraction done of 65536. */
+function setProgress(lu: Ctx['lu'], done: number, total: number): void {
+  lu.sanitizeProgress = Math.min(65535, Math.floor((done / total) * 65536));
+}
+
 async function overwriteAll(lu: Ctx['lu'], o: OverwriteParams): Promise<void> {
   const v = lu.volume;
   const block = Buffer.alloc(v.blockSize);
@@ -340,6 +345,7 @@ async function overwriteAll(lu: Ctx['lu'], o: OverwriteParams): Promise<void> {
       } finally {
         release();
       }
+      setProgress(lu, pass * v.blockCount + lba + n, o.passes * v.blockCount);
     }
   }
   await v.flush();
@@ -356,6 +362,7 @@ async function eraseAll(lu: Ctx['lu']): Promise<void> {
     } finally {
       release();
     }
+    setProgress(lu, lba + n, v.blockCount);
   }
   await v.flush();
 }
@@ -364,6 +371,8 @@ async function eraseAll(lu: Ctx['lu']): Promise<void> {
  * SANITIZE, SBC-3 5.19. While it runs the dispatcher answers NOT READY, SANITIZE IN PROGRESS to
  * everything but INQUIRY, REPORT LUNS and REQUEST SENSE, on every I_T nexus; it goes on through
  * task management and I_T nexus loss (SBC-3 4.11.2). IMMED=1 returns GOOD once it has started.
+ * If the task is aborted (ABORT TASK, a reset, the session ending: `cmd.abort`), the command ends
+ * at once and the transport sends no status (SAM-5 7.2), but the sanitize operation goes on.
  */
 export async function sanitize(ctx: Ctx): Promise<void> {
   const sa = ctx.cdb[1] & 0x1f;
@@ -382,13 +391,41 @@ export async function sanitize(ctx: Ctx): Promise<void> {
     }
     work = () => eraseAll(lu);
   }
+  // A task aborted before it got here never started a sanitize (SAM-5 7.2: no status is sent).
+  if (ctx.cmd.abort?.aborted) return;
+  const done = startSanitize(ctx, work);
+  if (immed) return;
+  if (await endedOrAborted(done, ctx.cmd.abort)) return;
+  if (lu.sanitizeFailed) throw new CheckCondition(Sense.SANITIZE_COMMAND_FAILED);
+}
+
+/** Runs the operation detached from the command: only its own end clears SANITIZE IN PROGRESS. */
+function startSanitize(ctx: Ctx, work: () => Promise<void>): Promise<void> {
+  const lu = ctx.lu;
   lu.sanitizing = true;
   lu.sanitizeFailed = false;
-  const done = work().then(() => { lu.sanitizeFailed = false; }, (e: unknown) => {
+  lu.sanitizeProgress = 0;
+  const run = work().then(() => { lu.sanitizeFailed = false; }, (e: unknown) => {
     lu.sanitizeFailed = true;
     ctx.log.error({ err: e, lun: ctx.cmd.lun, itt: ctx.cmd.taskTag }, 'SANITIZE failed');
-  }).finally(() => { lu.sanitizing = false; });
-  if (immed) return;
-  await done;
-  if (lu.sanitizeFailed) throw new CheckCondition(Sense.SANITIZE_COMMAND_FAILED);
+  }).finally(() => {
+    lu.sanitizing = false;
+    lu.sanitizeRun = null;
+  });
+  lu.sanitizeRun = run;
+  return run;
+}
+
+/** True if the task was aborted before the operation ended (the operation itself goes on). */
+function endedOrAborted(done: Promise<void>, abort: AbortSignal | undefined): Promise<boolean> {
+  if (!abort) return done.then(() => false);
+  if (abort.aborted) return Promise.resolve(true);
+  return new Promise<boolean>((resolve) => {
+    const onAbort = (): void => resolve(true);
+    abort.addEventListener('abort', onAbort, { once: true });
+    void done.then(() => {
+      abort.removeEventListener('abort', onAbort);
+      resolve(false);
+    });
+  });
 }

@@ -26,6 +26,13 @@ export interface ScsiCommand {
   dataOut: Buffer | null;
   taskTag: number;
   attribute: TaskAttribute;
+  /**
+   * Signalled when the transport aborts the task (ABORT TASK, ABORT TASK SET, CLEAR TASK SET,
+   * LU or target reset, I_T nexus loss). Optional: a handler that never looks at it simply runs to
+   * completion, and the transport discards its status (SAM-5 7.2). SANITIZE uses it to end the
+   * command at once while the sanitize operation goes on (SBC-3 4.11.2).
+   */
+  abort?: AbortSignal;
 }
 
 export interface ScsiResponse {

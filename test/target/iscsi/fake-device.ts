@@ -18,6 +18,8 @@ export class FakeDevice implements ScsiTargetDevice {
   readonly added: Nexus[] = [];
   readonly removed: Nexus[] = [];
   readonly tmfs: Array<{ fn: TmfFunction; lun: number }> = [];
+  /** Commands that ended because their ScsiCommand.abort was signalled (opcode 48h below). */
+  readonly abortSeen: ScsiCommand[] = [];
   /** While set, execute() waits for it before answering. */
   gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
@@ -67,6 +69,16 @@ export class FakeDevice implements ScsiTargetDevice {
         const data = cmd.dataOut ?? Buffer.alloc(0);
         for (let i = 0; i < n && (i + 1) * BLOCK <= data.length; i++) this.blocks.set(lba + i, Buffer.from(data.subarray(i * BLOCK, (i + 1) * BLOCK)));
         return { status: 0, dataOutWanted: wanted };
+      }
+      case 0x48: { // like SANITIZE: runs until its task is aborted, then ends at once
+        const signal = cmd.abort;
+        if (signal === undefined) return checkCondition(0x05, 0x24);
+        await new Promise<void>((r) => {
+          if (signal.aborted) r();
+          else signal.addEventListener('abort', () => r(), { once: true });
+        });
+        this.abortSeen.push(cmd);
+        return { status: 0 };
       }
       default:
         return checkCondition(0x05, 0x20);

@@ -353,6 +353,46 @@ describe('iSCSI full feature phase', () => {
       assert.strictEqual(await c.next(200), undefined, 'no response for the aborted task');
     });
 
+    it('ABORT TASK signals ScsiCommand.abort: a command that ends on it is answered at once, without status', async () => {
+      await open();
+      const itt = c.scsi({ cdb: [0x48, 0, 0, 0, 0, 0, 0, 0, 0, 0], edtl: 0 }); // never ends unless aborted
+      const sn = c.cmdSn - 1;
+      assert.strictEqual(await c.next(100), undefined, 'the command runs');
+      assert.strictEqual(s.device.abortSeen.length, 0);
+      const t = c.tmf({ fn: 1, ref: itt, refCmdSn: sn });
+      const r = await c.expect();
+      assert.strictEqual(r.opcode, Op.TMF_RESPONSE);
+      assert.strictEqual(r.itt, t);
+      assert.strictEqual(r.u8(2), 0, 'function complete');
+      assert.strictEqual(s.device.abortSeen.length, 1);
+      assert.strictEqual(await c.next(200), undefined, 'no response for the aborted task');
+      c.scsi({ cdb: [0], edtl: 0 });
+      assert.strictEqual((await c.expect()).opcode, Op.SCSI_RESPONSE, 'the session goes on');
+    });
+
+    for (const [fn, name] of [[2, 'ABORT TASK SET'], [4, 'CLEAR TASK SET'], [5, 'LOGICAL UNIT RESET'], [6, 'TARGET WARM RESET']] as const) {
+      it(`${name} signals ScsiCommand.abort of the running tasks and answers without waiting for them to finish`, async () => {
+        await open();
+        c.scsi({ cdb: [0x48, 0, 0, 0, 0, 0, 0, 0, 0, 0], edtl: 0 });
+        assert.strictEqual(await c.next(100), undefined);
+        c.tmf({ fn, lun: 0 });
+        const r = await c.expect();
+        assert.strictEqual(r.opcode, Op.TMF_RESPONSE);
+        assert.strictEqual(r.u8(2), 0);
+        assert.strictEqual(s.device.abortSeen.length, 1);
+        assert.strictEqual(await c.next(150), undefined, 'no response for the aborted task');
+      });
+    }
+
+    it('a connection that goes away signals ScsiCommand.abort of its running tasks', async () => {
+      await open();
+      c.scsi({ cdb: [0x48, 0, 0, 0, 0, 0, 0, 0, 0, 0], edtl: 0 });
+      assert.strictEqual(await c.next(100), undefined);
+      c.close();
+      for (let i = 0; i < 100 && s.device.abortSeen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.strictEqual(s.device.abortSeen.length, 1);
+    });
+
     it('ABORT TASK of a finished task -> task does not exist', async () => {
       await open();
       const itt = c.scsi({ cdb: [0], edtl: 0 });

@@ -58,12 +58,13 @@ export class Harness {
     return n;
   }
 
-  run(nexus: Nexus, cdb: Buffer, opts: { lun?: number; dataOut?: Buffer; expectedLength?: number } = {}): Promise<ScsiResponse> {
+  run(nexus: Nexus, cdb: Buffer, opts: { lun?: number; dataOut?: Buffer; expectedLength?: number; abort?: AbortSignal } = {}): Promise<ScsiResponse> {
     const padded = Buffer.alloc(Math.max(16, cdb.length));
     cdb.copy(padded);
     return this.target.execute({
       nexus, lun: opts.lun ?? 0, cdb: padded, dataOut: opts.dataOut ?? null,
       expectedLength: opts.expectedLength ?? opts.dataOut?.length ?? 0, taskTag: 1, attribute: TaskAttribute.Simple,
+      ...(opts.abort ? { abort: opts.abort } : {}),
     });
   }
 

@@ -676,6 +676,56 @@ describe('SANITIZE', () => {
     assert.deepStrictEqual(await h.vol().read(2999, 1), Buffer.alloc(BS, 0x5a));
   });
 
+  it('aborted task (IMMED=0): the command ends at once, the sanitize goes on and reports its progress until it ends', async () => {
+    const n = await h.login();
+    const lu = h.target['luns'].get(0)!;
+    const held: Array<() => void> = [];
+    h.vol().hooks.beforeWrite = () => new Promise<void>((r) => held.push(r));
+    const list = overwriteList(Buffer.alloc(BS, 0x3c));
+    const ac = new AbortController();
+    let settled = false;
+    const cmd = h.run(n, san(1, list.length), { dataOut: list, abort: ac.signal }).then((r) => { settled = true; return r; });
+    while (held.length === 0) await new Promise((r) => setImmediate(r)); // first 1 MiB chunk in flight
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.strictEqual(settled, false, 'IMMED=0: the command waits for the sanitize');
+    ac.abort();
+    await cmd; // no status goes out for an aborted task; the transport discards whatever this is
+    assert.ok(lu.sanitizing, 'the abort did not stop the sanitize (SBC-3 4.11.2)');
+    assert.strictEqual(lu.sanitizeProgress, 0);
+    checkCondition(await h.run(n, TUR), Sense.SANITIZE_IN_PROGRESS);
+    held.shift()!(); // chunk 1 (2048 of 3000 blocks) done
+    while (held.length === 0) await new Promise((r) => setImmediate(r));
+    assert.strictEqual(lu.sanitizeProgress, Math.floor((2048 / 3000) * 65536));
+    checkCondition(await h.run(n, read10(0, 1)), Sense.SANITIZE_IN_PROGRESS);
+    held.shift()!();
+    await lu.sanitizeRun;
+    assert.strictEqual(lu.sanitizing, false);
+    assert.strictEqual(lu.sanitizeFailed, false);
+    good(await h.run(n, TUR));
+    assert.deepStrictEqual(await h.vol().read(2999, 1), Buffer.alloc(BS, 0x3c), 'the whole LU was overwritten');
+  });
+
+  it('task aborted before it starts: no sanitize at all', async () => {
+    const n = await h.login();
+    const ac = new AbortController();
+    ac.abort();
+    const writes = h.vol().stats.writes;
+    await h.run(n, san(2, 0), { abort: ac.signal });
+    good(await h.run(n, write10(0, 1), { dataOut: pattern(BS, 7) }));
+    await h.run(n, san(1, 4 + BS), { dataOut: overwriteList(Buffer.alloc(BS, 1)), abort: ac.signal });
+    good(await h.run(n, TUR));
+    assert.strictEqual(h.vol().stats.writes - writes, 1, 'only the WRITE(10)');
+    assert.strictEqual(h.vol().mappedBlocks, 1);
+  });
+
+  it('an abort after the sanitize ended changes nothing: GOOD was already returned', async () => {
+    const n = await h.login();
+    const ac = new AbortController();
+    good(await h.run(n, san(2, 0), { abort: ac.signal }));
+    ac.abort();
+    good(await h.run(n, TUR));
+  });
+
   it('a failed sanitize: MEDIUM ERROR, SANITIZE COMMAND FAILED for medium access until a SANITIZE succeeds', async () => {
     const n = await h.login();
     h.vol().injectWriteError(2500);
