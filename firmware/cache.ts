@@ -188,7 +188,7 @@ export class DkcCache {
   private readRun(g: CachedGroup, offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
     const firstWhole = Math.ceil(offset / CACHE_SLOT_BYTES);
     const fills: (Fill | null)[] = [];
-    for (let i = firstWhole; i * CACHE_SLOT_BYTES + g.slotLength(i) <= offset + length; i++) {
+    for (let i = firstWhole; i < g.slotCount && i * CACHE_SLOT_BYTES + g.slotLength(i) <= offset + length; i++) {
       const k = key(g, i);
       const b = this.writing.has(k) ? null : this.takeBuffer(false);
       const fill: Fill | null = b === null ? null : { buf: b, stale: false, waiters: [] };
@@ -324,8 +324,10 @@ export class DkcCache {
     if (s !== undefined) {
       this.touch(s);
     } else if (from === slotStart && to === slotStart + slotLen) {
-      // The write covers the slot whole: RAM can hold it without reading the disk.
-      const b = this.takeBuffer();
+      // The write covers the slot whole: RAM can hold it without reading the disk. Like long
+      // reads, it takes only a free buffer and never evicts: a stream of writes larger than the
+      // cache would otherwise replace everything with data nobody has read yet.
+      const b = this.takeBuffer(false);
       if (b === null) return;
       this.stats.writeAllocations++;
       s = this.insert(k, b);

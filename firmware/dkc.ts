@@ -126,7 +126,7 @@ export class Dkc {
     await this.flush();
     await this.closeLdevs();
     await this.drive.close();
-    this.log.debug('DKC closed');
+    this.log.debug({ cache: this.drive.cache?.stats }, 'DKC closed');
   }
 
   private async closeLdevs(): Promise<void> {

@@ -4,7 +4,7 @@ import type { DiskExtent, RaidGroupDevice } from '../../firmware/drive';
 import { DriveInterface } from '../../firmware/drive';
 import { MediumError } from '../../firmware/volume';
 import { openDkc } from '../../emulator/build';
-import { silentLog, tmpDirs } from '../emulator/helpers';
+import { prng, silentLog, tmpDirs } from '../emulator/helpers';
 import { dkcConfig } from './ldev.test';
 
 const S = CACHE_SLOT_BYTES;
@@ -249,6 +249,16 @@ describe('DKC cache', () => {
     assert.ok(buf.equals(filled(4096, 6)));
   });
 
+  it('a long read that ends at the end of the group stops there', async () => {
+    const { cache, dev, g } = setup(4, 2 * S + 8192);
+    dev.auto = true;
+    dev.bytes.fill(5);
+    const buf = Buffer.alloc(S + 8192);
+    await cache.read(g, S, buf, 0, S + 8192);
+    assert.ok(buf.equals(filled(S + 8192, 5)));
+    assert.deepEqual([1, 2].map((s) => cache.isResident(g, s)), [true, true]);
+  });
+
   it('drive interface: errors beneath become MEDIUM ERROR naming the LBA', async () => {
     const dev = new ControlledGroup(4 * S);
     const drive = new DriveInterface([dev], new DkcCache(4 * S));
@@ -294,6 +304,55 @@ describe('DKC cache under a thin LDEV', () => {
       assert.ok((await v.read(0, 8)).equals(filled(4096, 1)));
     } finally {
       await dkc.close();
+    }
+  });
+});
+
+describe('DKC cache against a model (random interleavings)', () => {
+  const seed = Number(process.env.SEED ?? 20261122);
+
+  it('after any interleaving of reads, writes, failures and completions, RAM equals the disk', async () => {
+    console.log(`      seed ${seed} (replay with SEED=${seed})`);
+    const rnd = prng(seed);
+    const pick = (n: number) => Math.floor(rnd() * n);
+    for (let round = 0; round < 60; round++) {
+      const { cache, dev, g } = setup(3, 8 * S);
+      /** Writes not yet landed, in submission order (the drive lands overlapping ones in order). */
+      const writes: PendingIo[] = [];
+      const ops: Promise<unknown>[] = [];
+      for (let step = 0; step < 80; step++) {
+        const r = rnd();
+        if (r < 0.35) {
+          const len = (1 + pick(3)) * (pick(2) ? 512 : S);
+          const off = Math.min(pick(8 * S / 512) * 512, 8 * S - len);
+          ops.push(cache.read(g, off, Buffer.alloc(len), 0, len).catch(() => undefined));
+        } else if (r < 0.65) {
+          const len = (1 + pick(3)) * (pick(2) ? 512 : S);
+          const off = Math.min(pick(8 * S / 512) * 512, 8 * S - len);
+          const data = filled(len, 1 + pick(250));
+          ops.push(cache.write(g, off, data, len, () => dev.write(off, data, 0, len)).catch(() => undefined));
+          writes.push(dev.pending[dev.pending.length - 1]);
+        } else if (dev.pending.length > 0) {
+          // Complete one I/O: any read, or a write that no earlier pending write overlaps.
+          const ready = dev.pending.filter((p) => p.kind === 'read' || !writes.some((w) => w !== p && writes.indexOf(w) < writes.indexOf(p) && w.offset < p.offset + p.length && p.offset < w.offset + w.length));
+          const io = ready[pick(ready.length)];
+          dev.pending.splice(dev.pending.indexOf(io), 1);
+          if (io.kind === 'write') writes.splice(writes.indexOf(io), 1);
+          io.complete(io.kind === 'write' && rnd() < 0.05 ? new Error('injected write error') : undefined);
+          await tick();
+        }
+      }
+      dev.auto = true;
+      while (dev.pending.length > 0) {
+        const io = dev.pending.shift()!; // submission order: overlapping writes land in order
+        io.complete();
+      }
+      await Promise.all(ops);
+      for (let slot = 0; slot < 8; slot++) {
+        const back = Buffer.alloc(S);
+        await cache.read(g, slot * S, back, 0, S);
+        assert.ok(back.equals(dev.bytes.subarray(slot * S, (slot + 1) * S)), `round ${round}: slot ${slot} differs from the disk`);
+      }
     }
   });
 });
