@@ -7,8 +7,10 @@
 //   [ -n "${TEST_IQN:-}" ] || TEST_IQN='iqn...'   (one line per value)
 //
 // main target: the first target without CHAP; in it, the 512-byte disk (neither removable nor
-// read-only), the 4096-byte disk, the removable LU and the read-only LU. CHAP target: the first
-// with chap and without chap.mutual; mutual target: the first with chap.mutual.
+// read-only, 512-byte physical blocks), the 4096-byte disk, the removable LU, the read-only LU,
+// the 512e disk (512-byte blocks, physicalBlockSize 4096) and the sanitize LU (a plain disk whose
+// volume name contains "sanitize": libiscsi's SANITIZE tests erase it, so no other pick takes it).
+// CHAP target: the first with chap and without chap.mutual; mutual target: the first with chap.mutual.
 // Prints only what it finds; exits 1 if the file cannot be read or parsed.
 const fs = require('node:fs');
 const YAML = require('yaml');
@@ -38,11 +40,16 @@ function main(file) {
   const main = targets.find((e) => !e.t.chap);
   if (main) {
     set('TEST_IQN', main.t.name);
-    const plain = (l) => !l.removable && !l.readOnly;
-    set('TEST_LUN_512', lunOf(main, (l, v) => plain(l) && (v.blockSize ?? 512) === 512));
-    set('TEST_LUN_4K', lunOf(main, (l, v) => plain(l) && v.blockSize === 4096));
-    set('TEST_LUN_REMOVABLE', lunOf(main, (l) => l.removable === true));
-    set('TEST_LUN_READONLY', lunOf(main, (l) => l.readOnly === true));
+    const sanitizeVol = (l) => /sanitize/i.test(String(l.volume));
+    const plain = (l) => !l.removable && !l.readOnly && !sanitizeVol(l);
+    const bs = (v) => v.blockSize ?? 512;
+    const pbs = (v) => v.physicalBlockSize ?? bs(v);
+    set('TEST_LUN_512', lunOf(main, (l, v) => plain(l) && bs(v) === 512 && pbs(v) === 512));
+    set('TEST_LUN_4K', lunOf(main, (l, v) => plain(l) && bs(v) === 4096));
+    set('TEST_LUN_REMOVABLE', lunOf(main, (l) => l.removable === true && !sanitizeVol(l)));
+    set('TEST_LUN_READONLY', lunOf(main, (l) => l.readOnly === true && !sanitizeVol(l)));
+    set('TEST_LUN_512E', lunOf(main, (l, v) => plain(l) && bs(v) === 512 && pbs(v) === 4096));
+    set('TEST_LUN_SANITIZE', lunOf(main, (l) => sanitizeVol(l) && !l.removable && !l.readOnly));
   }
   const chap = targets.find((e) => e.t.chap && !e.t.chap.mutual);
   if (chap) {

@@ -19,7 +19,10 @@
 #                  FAIL, SKIP of libiscsi's iscsi-test-cu is one test); LUN 0 gets the SCSI and
 #                  iSCSI families and a second session to the same LU (--second-url, MultipathIO);
 #                  the 4096-byte and removable LUs get the SCSI family, the read-only LU the
-#                  suites that do not write (libiscsi's write tests ignore the WP bit) and ReadOnly
+#                  suites that do not write (libiscsi's write tests ignore the WP bit) and ReadOnly,
+#                  the 512e LU the five tests that skip elsewhere for "LBPPB < 2", and the sanitize
+#                  LU SCSI.Sanitize through scripts/sanitize-conformance.py (iscsi-conformance
+#                  with iscsi-test-cu's --allow-sanitize)
 #     linux        ../shared/tools/linux-initiator/run.sh (the Linux kernel's initiator in a qemu
 #                  VM): disk scenario plain, with one-way CHAP, with mutual CHAP, with CRC32C
 #                  header and data digests; each RESULT line is one test
@@ -45,10 +48,13 @@
 #   TEST_BUDGET_S=3000      wall-clock budget of the whole run: a step that would start after it
 #                           is not run and counts as 1 failure; timeouts are cut to fit it
 #   SHARED_DIR=../shared    where tools/ lives (beside the project root, also in CI)
-#   TEST_IQN, TEST_LUN_512, TEST_LUN_4K, TEST_LUN_REMOVABLE, TEST_LUN_READONLY, TEST_CHAP_IQN,
-#   TEST_CHAP_LUN, TEST_CHAP_USER, TEST_CHAP_SECRET, TEST_MUTUAL_IQN, TEST_MUTUAL_LUN,
-#   TEST_MUTUAL_USER, TEST_MUTUAL_SECRET, TEST_MUTUAL_TARGET_USER, TEST_MUTUAL_TARGET_SECRET:
-#                           the test layout (default: read from the config, see scripts/README.md)
+#   TEST_IQN, TEST_LUN_512, TEST_LUN_4K, TEST_LUN_REMOVABLE, TEST_LUN_READONLY, TEST_LUN_512E,
+#   TEST_LUN_SANITIZE, TEST_CHAP_IQN, TEST_CHAP_LUN, TEST_CHAP_USER, TEST_CHAP_SECRET,
+#   TEST_MUTUAL_IQN, TEST_MUTUAL_LUN, TEST_MUTUAL_USER, TEST_MUTUAL_SECRET,
+#   TEST_MUTUAL_TARGET_USER, TEST_MUTUAL_TARGET_SECRET:
+#                           the test layout (default: read from the config, see scripts/README.md);
+#                           TEST_LUN_512E=none / TEST_LUN_SANITIZE=none: the target has no such LU
+#                           (that run is left out, with a note in the summary)
 #
 # Timings on the development machine (2 cores; its KVM is kvm_pvm, unusable for a stock
 # kernel, so the VM runs under TCG):
@@ -64,6 +70,10 @@
 #   .ci/run on a clean clone (same machine, same load): 933 s in all: npm ci 9 s, tsc 27 s,
 #     mocha 73 s (556 tests), conformance 50/126/35/7 s, VM runs 181/124/161/131 s;
 #     1238 passed, 3 failed, 117 skipped.
+#   TEST_ONLY=system LINUX_INITIATOR=0 with the 512e and sanitize LUs (2026-11-22, load ~1.5):
+#     179 s: conformance 37 s (LUN 0), 85 s (4096 B), 29 s (removable), 5 s (read-only), 1 s
+#     (512e, 5 tests), 5 s (sanitize, 11 tests); 683 passed, 5 failed (Reserve6.LUNReset on
+#     LUNs 0-2, Sanitize.Readonly, Sanitize.Reset: target/scsi/README.md), 69 skipped.
 #   Upper bound: TEST_BUDGET_S (3000 s) for the whole run; conformance families get at most
 #     900 s (LUN 0) / 600 s / 300 s each, a VM run LINUX_TIMEOUT (420 s), all cut to the budget.
 set -uo pipefail
@@ -246,13 +256,15 @@ resolve_layout() {
   fi
   : "${TEST_IQN:=iqn.2026-11.dev.dkc-emu:test.main}"
   : "${TEST_LUN_512:=0}" "${TEST_LUN_4K:=1}" "${TEST_LUN_REMOVABLE:=2}" "${TEST_LUN_READONLY:=3}"
+  : "${TEST_LUN_512E:=4}" "${TEST_LUN_SANITIZE:=5}"
   : "${TEST_CHAP_IQN:=iqn.2026-11.dev.dkc-emu:test.chap}" "${TEST_CHAP_LUN:=0}"
   : "${TEST_CHAP_USER:=dkc-test}" "${TEST_CHAP_SECRET:=dkc-test-secret1}"
   : "${TEST_MUTUAL_IQN:=iqn.2026-11.dev.dkc-emu:test.mutual}" "${TEST_MUTUAL_LUN:=0}"
   : "${TEST_MUTUAL_USER:=$TEST_CHAP_USER}" "${TEST_MUTUAL_SECRET:=$TEST_CHAP_SECRET}"
   : "${TEST_MUTUAL_TARGET_USER:=dkc-target}" "${TEST_MUTUAL_TARGET_SECRET:=dkc-tgt-secret2}"
   echo "layout: main $TEST_IQN (512 B LUN $TEST_LUN_512, 4096 B LUN $TEST_LUN_4K," \
-       "removable LUN $TEST_LUN_REMOVABLE, read-only LUN $TEST_LUN_READONLY)"
+       "removable LUN $TEST_LUN_REMOVABLE, read-only LUN $TEST_LUN_READONLY," \
+       "512e LUN $TEST_LUN_512E, sanitize LUN $TEST_LUN_SANITIZE)"
   echo "layout: CHAP $TEST_CHAP_IQN LUN $TEST_CHAP_LUN; mutual CHAP $TEST_MUTUAL_IQN LUN $TEST_MUTUAL_LUN"
 }
 
@@ -330,18 +342,25 @@ run_auth() {
 }
 
 # ------------------------------------------------------------------ system: conformance
-# conformance NAME LUN FAMILIES TIMEOUT_S: one run of iscsi-conformance (TIMEOUT_S per family)
+# conformance NAME LUN FAMILIES TIMEOUT_S [sanitize]: one run of iscsi-conformance (TIMEOUT_S
+# per family; FAMILIES may list suites or single tests); "sanitize": through
+# scripts/sanitize-conformance.py, which adds iscsi-test-cu's --allow-sanitize
 conformance() {
-  local name="$1" lun="$2" fam="$3" to="$4" t=$SECONDS
+  local name="$1" lun="$2" fam="$3" to="$4" kind="${5:-}" t=$SECONDS
+  local tool=(python3 "$TOOLS/iscsi-conformance") shown=iscsi-conformance
+  if [ "$kind" = sanitize ]; then
+    tool=(python3 scripts/sanitize-conformance.py "$TOOLS/iscsi-conformance")
+    shown="sanitize-conformance.py (iscsi-conformance + --allow-sanitize)"
+  fi
   local url="iscsi://127.0.0.1:$PORT/$TEST_IQN/$lun"
   local json="$LOGDIR/conformance-$name.json" log="$LOGDIR/conformance-$name.log"
   local nfam; nfam=$(echo "$fam" | tr ',' '\n' | wc -l)
   within_budget "conformance $name" 60 || return
   to=$(min "$to" $(( $(left) / nfam )))
-  say "system: conformance $name: iscsi-conformance $url (${CONFORMANCE_TEST:-$fam}; ${to} s per family)"
+  say "system: conformance $name: $shown $url (${CONFORMANCE_TEST:-$fam}; ${to} s per family)"
   local sel=(--family "$fam")
   [ -n "${CONFORMANCE_TEST:-}" ] && sel=(--test "$CONFORMANCE_TEST")
-  python3 "$TOOLS/iscsi-conformance" "$url" --second-url "$url" "${sel[@]}" \
+  "${tool[@]}" "$url" --second-url "$url" "${sel[@]}" \
     --timeout "$to" --json "$json" < /dev/null > "$log" 2>&1
   local rc=$?
   grep -v '^PASS ' "$log"     # FAIL and SKIP lines with their reasons, and the summary
@@ -372,7 +391,20 @@ run_conformance() {
     ro="$ro${ro:+,}SCSI.$s"
   done
   conformance "read-only" "$TEST_LUN_READONLY" "$ro" 300
-  product_alive
+  product_alive || return
+  # The tests that skip on a 512n LU ("LBPPB < 2"). Only these: libiscsi 1.19's
+  # GetLBAStatus.UnmapSingle is wrong for LBPPB > 1 (target/scsi/README.md, physical blocks).
+  if [ "$TEST_LUN_512E" = none ]; then note "conformance 512e" "not run (TEST_LUN_512E=none)"
+  else
+    conformance "512e" "$TEST_LUN_512E" "SCSI.CompareAndWrite.InvalidDataOutSize,SCSI.WriteSame10.UnmapUnaligned,SCSI.WriteSame10.InvalidDataOutSize,SCSI.WriteSame16.UnmapUnaligned,SCSI.WriteSame16.InvalidDataOutSize" 120
+    product_alive || return
+  fi
+  # SANITIZE erases the whole LU: only on the LU kept for it.
+  if [ "$TEST_LUN_SANITIZE" = none ]; then note "conformance sanitize" "not run (TEST_LUN_SANITIZE=none)"
+  else
+    conformance "sanitize" "$TEST_LUN_SANITIZE" "SCSI.Sanitize" 300 sanitize
+    product_alive
+  fi
 }
 
 # ------------------------------------------------------------------ system: linux initiator

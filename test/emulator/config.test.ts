@@ -39,13 +39,18 @@ describe('rack config', () => {
       const d = r.config.dkcs[0];
       const [main, chap, mutual] = d.targets;
       const vol = (name: string) => d.volumes.find((v) => v.name === name)!;
-      assert.equal(main.luns.length, 4);
+      assert.equal(main.luns.length, 6);
       assert.equal(vol(main.luns[0].volume).blockSize, 512);
       assert.ok(vol(main.luns[0].volume).sizeBytes >= 2 ** 30, 'LUN 0 carries ext4 from the Linux initiator test');
       assert.equal(vol(main.luns[1].volume).blockSize, 4096);
       assert.ok(vol(main.luns[1].volume).sizeBytes >= 64 * 2 ** 20);
       assert.equal(main.luns[2].removable, true);
       assert.equal(main.luns[3].readOnly, true);
+      // LUN 4 512e (the LBPPB tests), LUN 5 the volume named "sanitize" (libiscsi's SANITIZE tests)
+      assert.equal(vol(main.luns[4].volume).blockSize, 512);
+      assert.equal(vol(main.luns[4].volume).physicalBlockSize, 4096);
+      assert.equal(main.luns[5].volume, 'sanitize');
+      assert.ok(!main.luns[5].readOnly && !main.luns[5].removable);
       assert.equal(main.chap, undefined);
       assert.ok(chap.chap && !chap.chap.mutualUser);
       assert.ok(mutual.chap?.mutualUser && mutual.chap.mutualSecret);
