@@ -89,18 +89,7 @@ export interface ConnectionParams {
 }
 
 /** What this target offers: its side of every min/max/and/or merge. */
-export interface TargetKeyValues {
-  maxConnections: number;
-  initialR2T: boolean;
-  immediateData: boolean;
-  maxBurstLength: number;
-  firstBurstLength: number;
-  defaultTime2Wait: number;
-  defaultTime2Retain: number;
-  maxOutstandingR2T: number;
-  dataPduInOrder: boolean;
-  dataSequenceInOrder: boolean;
-  errorRecoveryLevel: number;
+export interface TargetKeyValues extends SessionParams {
   maxRecvDataSegmentLength: number;
   iscsiProtocolLevel: number;
 }
