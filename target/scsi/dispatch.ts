@@ -242,7 +242,7 @@ function prepare(info: TargetInfo, cmd: ScsiCommand, log: Logger): Prepared {
     const e = row.exactDataOut;
     throw e === 'iu' ? new CheckCondition(Sense.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT) : new CheckCondition(Sense.INVALID_FIELD_IN_CDB, { fieldPointer: e });
   }
-  const dataOut = (cmd.dataOut ?? Buffer.alloc(0)).subarray(0, wanted ?? 0);
+  const dataOut = (cmd.dataOut ?? NO_DATA).subarray(0, wanted ?? 0);
   const ctx: Ctx = {
     cmd, cdb, nexus: cmd.nexus, key, luOrNull: lu, target: info, lba, blocks, dataOut, log,
     get lu(): LogicalUnit {
@@ -252,6 +252,9 @@ function prepare(info: TargetInfo, cmd: ScsiCommand, log: Logger): Prepared {
   };
   return { row, ctx, wanted };
 }
+
+/** Data-Out of commands that carry none: one shared empty buffer, not one per command. */
+const NO_DATA = Buffer.alloc(0);
 
 function lookupRowForLun(info: TargetInfo, cmd: ScsiCommand, lu: LogicalUnit | undefined): { row: OpRow; serviceAction?: number } {
   if (lu) return lookupRow(info.table, cmd.cdb);

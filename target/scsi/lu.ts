@@ -34,9 +34,19 @@ export class RangeLock {
   }
 }
 
-/** "<initiator port>|<target port>": the identity of an I_T nexus across reconnects. */
-export function itKey(n: { initiatorPort: string; targetPort: string }): string {
-  return `${n.initiatorPort}|${n.targetPort}`;
+const itKeys = new WeakMap<object, string>();
+
+/**
+ * "<initiator port>|<target port>": the identity of an I_T nexus across reconnects. Built once
+ * per nexus object (it is asked for on every command), never changes: the port names are readonly.
+ */
+export function itKey(n: { readonly initiatorPort: string; readonly targetPort: string }): string {
+  let k = itKeys.get(n);
+  if (k === undefined) {
+    k = `${n.initiatorPort}|${n.targetPort}`;
+    itKeys.set(n, k);
+  }
+  return k;
 }
 
 export class LogicalUnit {

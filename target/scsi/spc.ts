@@ -6,7 +6,6 @@ import { WLUN_REPORT_LUNS, cdbUsage, isServiceActionEntry } from './dispatch';
 import { ReservationConflict, Sense, encodeSense, invalidCdbField } from './sense';
 import { decodeInquiry, decodeMaintenanceIn, decodeReportLuns } from './cdb';
 import { targetPortGroup, vpdPage, wlunVpdPage } from './vpd';
-import { itKey } from './lu';
 
 export const DeviceType = Object.freeze({ DISK: 0x00, WELL_KNOWN_LU: 0x1e, UNKNOWN: 0x1f });
 /** Peripheral qualifier 011b: no LU at this LUN (SPC-4 6.4.2). */
@@ -202,7 +201,7 @@ export async function release(ctx: Ctx): Promise<void> {
 export async function preventAllowMediumRemoval(ctx: Ctx): Promise<void> {
   const prevent = ctx.cdb[4] & 0x03;
   if (prevent > 1) throw invalidCdbField(4, 1);
-  if (prevent) ctx.lu.preventers.add(itKey(ctx.nexus));
-  else ctx.lu.preventers.delete(itKey(ctx.nexus));
+  if (prevent) ctx.lu.preventers.add(ctx.key);
+  else ctx.lu.preventers.delete(ctx.key);
 }
 
