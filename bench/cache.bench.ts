@@ -4,18 +4,15 @@
 // Fixed inputs; the slots are filled once before timing, so no case touches the disk.
 import Benchmark from 'benchmark';
 import { CACHE_SLOT_BYTES, DkcCache } from '../firmware/cache';
-import type { DiskExtent, RaidGroupDevice } from '../firmware/drive';
+import type { BlockDevice } from '../firmware/drive';
 
 const SLOTS = 1024;
 const KIB4 = 4096;
 const KIB128 = 128 * 1024;
 
 /** A RAID group in memory that completes everything at once (only used to fill the slots). */
-class MemoryGroup implements RaidGroupDevice {
+class MemoryGroup implements BlockDevice {
   readonly name = 'bench';
-  readonly level = 1 as const;
-  readonly stripeSizeBytes = CACHE_SLOT_BYTES;
-  readonly diskCount = 1;
   readonly sizeBytes = SLOTS * CACHE_SLOT_BYTES;
 
   readInto(_offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
@@ -26,12 +23,6 @@ class MemoryGroup implements RaidGroupDevice {
     return Promise.resolve();
   }
   flush(): Promise<void> {
-    return Promise.resolve();
-  }
-  mapExtent(offset: number, length: number): DiskExtent[] {
-    return [{ disk: 0, offset, length }];
-  }
-  close(): Promise<void> {
     return Promise.resolve();
   }
 }

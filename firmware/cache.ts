@@ -25,7 +25,7 @@
 // over the holes that delete-and-reinsert leaves there: measured 3x slower on streaming reads.)
 // Memory is bounded: at most slotsMax slot buffers ever exist; they are reused.
 import assert from 'node:assert';
-import type { RaidGroupDevice } from './drive';
+import type { BlockDevice } from './drive';
 
 /** Bytes per cache slot: a whole stripe unit of the default 64 KiB stripe. */
 export const CACHE_SLOT_BYTES = 64 * 1024;
@@ -86,7 +86,7 @@ interface Fill {
 export class CachedGroup {
   readonly slotCount: number;
 
-  constructor(readonly device: RaidGroupDevice, readonly no: number) {
+  constructor(readonly device: BlockDevice, readonly no: number) {
     this.slotCount = Math.ceil(device.sizeBytes / CACHE_SLOT_BYTES);
   }
 
@@ -120,7 +120,7 @@ export class DkcCache {
   }
 
   /** Register a RAID group; keys are slot * groupsMax + group number. */
-  attach(device: RaidGroupDevice): CachedGroup {
+  attach(device: BlockDevice): CachedGroup {
     assert(this.groups.length < CACHE_GROUPS_MAX, `a DKC cache serves at most ${CACHE_GROUPS_MAX} RAID groups`);
     const g = new CachedGroup(device, this.groups.length);
     this.groups.push(g);

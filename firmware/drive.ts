@@ -14,21 +14,97 @@ export interface DiskExtent {
   length: number;
 }
 
-/** One RAID group's logical address space, byte addressed (offsets are multiples of 512). */
-export interface RaidGroupDevice {
+/** RAID levels the drive side emulates. 10 is 1+0: mirrored pairs, striped. */
+export type RaidLevel = 0 | 1 | 5 | 6 | 10;
+
+/** A physical drive as the drive interface sees it (emulator/: a file, maybe behind fault or timing decorators). */
+export interface Drive {
+  /** Its name in the DKC, e.g. "rg0-2" or "spare-0". */
   readonly name: string;
-  readonly level: 0 | 1;
-  readonly stripeSizeBytes: number;
-  readonly diskCount: number;
   readonly sizeBytes: number;
-  /** Fill buf[bufOffset, bufOffset+length) from the group's logical bytes at offset. */
+  readInto(offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void>;
+  readv(offset: number, buffers: Buffer[], length: number): Promise<void>;
+  write(offset: number, data: Buffer, dataOffset: number, length: number, fua: boolean): Promise<void>;
+  writev(offset: number, buffers: Buffer[], length: number, fua: boolean): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A drive could not do an I/O. media: the sectors at [offset, +length) are unreadable (a write
+ * there remaps them, as a real drive does); failed: the drive is broken; missing: it was pulled.
+ * Any other error from a drive counts as failed.
+ */
+export class DriveError extends Error {
+  constructor(
+    readonly drive: string,
+    readonly kind: 'media' | 'failed' | 'missing',
+    readonly offset: number,
+    readonly length: number,
+    message: string,
+    /** Injected by a fault decorator (dkc disk ...), not a real host I/O error. */
+    readonly injected = false,
+  ) {
+    super(message);
+  }
+}
+
+/** One slot of a RAID group. */
+export type MemberState = 'normal' | 'failed' | 'rebuilding';
+
+export interface MemberStatus {
+  slot: number;
+  /** The drive in the slot (a spare's name once it has taken over). */
+  drive: string;
+  state: MemberState;
+  /** Rebuilding: rows [0, rebuiltRows) hold good data on this drive. */
+  rebuiltRows: number;
+  /** Errors this member has had: media errors corrected from redundancy, failed I/Os. */
+  errors: number;
+}
+
+export type RaidGroupState = 'normal' | 'degraded' | 'rebuilding' | 'failed';
+
+/** What happened beneath, for the firmware's log, counters and rebuild task. */
+export type RaidEvent =
+  | { kind: 'member-failed'; slot: number; drive: string; reason: string }
+  | { kind: 'media-error-corrected'; slot: number; drive: string; offset: number; length: number }
+  | { kind: 'unrecoverable'; offset: number; length: number; reason: string }
+  | { kind: 'scrub-repaired'; row: number };
+
+/** A byte-addressed space the cache sits in front of (offsets and lengths are multiples of 512). */
+export interface BlockDevice {
+  readonly name: string;
+  readonly sizeBytes: number;
+  /** Fill buf[bufOffset, bufOffset+length) from the device's bytes at offset. */
   readInto(offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void>;
   /** Write data[dataOffset, dataOffset+length) at offset; fua: on stable storage before resolving. */
   write(offset: number, data: Buffer, dataOffset: number, length: number, fua: boolean): Promise<void>;
-  /** Everything written so far is on stable storage on every member disk. */
+  /** Everything written so far is on stable storage. */
   flush(): Promise<void>;
+}
+
+/** One RAID group's logical address space. */
+export interface RaidGroupDevice extends BlockDevice {
+  readonly level: RaidLevel;
+  readonly stripeSizeBytes: number;
+  readonly diskCount: number;
+  /** Rows (one stripe chunk on every member): the unit of rebuild and scrub. */
+  readonly rowCount: number;
+  readonly state: RaidGroupState;
+  /** Set by the firmware; called synchronously when something happens beneath. */
+  onEvent: ((e: RaidEvent) => void) | null;
   /** Member-disk extents for a logical range (management tables; not used on the I/O path). */
   mapExtent(offset: number, length: number): DiskExtent[];
+  members(): MemberStatus[];
+  /** Put drive into a failed slot; it is rebuilding, with rows [0, rebuiltRows) already good. */
+  replaceMember(slot: number, drive: Drive, rebuiltRows?: number): void;
+  /** Reconstruct the rebuilding slot's part of one row from redundancy (locked against host writes). */
+  rebuildRow(slot: number, row: number): Promise<void>;
+  /** Every row is rebuilt: the slot is a normal member again. */
+  completeRebuild(slot: number): void;
+  /** Check one row's redundancy and repair it when it disagrees (skipped while degraded). */
+  scrubRow(row: number): Promise<'consistent' | 'repaired' | 'skipped'>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { CACHE_SLOT_BYTES, CachedGroup, DkcCache } from '../../firmware/cache';
-import type { DiskExtent, RaidGroupDevice } from '../../firmware/drive';
+import type { BlockDevice } from '../../firmware/drive';
 import { DriveInterface } from '../../firmware/drive';
 import { MediumError } from '../../firmware/volume';
 import { openDkc } from '../../emulator/build';
@@ -22,11 +22,8 @@ interface PendingIo {
  * order: a read copies the backing bytes at the moment it is completed, like a pread that runs
  * then, and a write lands at the moment it is completed.
  */
-class ControlledGroup implements RaidGroupDevice {
+class ControlledGroup implements BlockDevice {
   readonly name = 'rg0';
-  readonly level = 1 as const;
-  readonly stripeSizeBytes = S;
-  readonly diskCount = 1;
   readonly bytes: Buffer;
   readonly pending: PendingIo[] = [];
   /** Complete every I/O at once (no test control). */
@@ -49,13 +46,7 @@ class ControlledGroup implements RaidGroupDevice {
     return Promise.resolve();
   }
 
-  mapExtent(offset: number, length: number): DiskExtent[] {
-    return [{ disk: 0, offset, length }];
-  }
 
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 
   take(kind: 'read' | 'write'): PendingIo {
     const i = this.pending.findIndex((p) => p.kind === kind);
