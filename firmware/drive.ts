@@ -97,6 +97,11 @@ export interface RaidGroupDevice extends BlockDevice {
   /** Member-disk extents for a logical range (management tables; not used on the I/O path). */
   mapExtent(offset: number, length: number): DiskExtent[];
   members(): MemberStatus[];
+  /**
+   * The firmware learned that the drive in slot is gone (an enclosure event: pulled, failed):
+   * mark it failed now, as if an I/O had failed (onEvent 'member-failed'). No-op if already failed.
+   */
+  failMember(slot: number, reason: string): void;
   /** Put drive into a failed slot; it is rebuilding, with rows [0, rebuiltRows) already good. */
   replaceMember(slot: number, drive: Drive, rebuiltRows?: number): void;
   /** Reconstruct the rebuilding slot's part of one row from redundancy (locked against host writes). */
