@@ -85,6 +85,14 @@ export class VirtualClock implements Clock {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
+  /**
+   * Whether the host has file I/O in flight (libuv fs requests). A task waiting only on virtual
+   * timers (a timing model's service time) is busy but not doing real work: time may move.
+   */
+  hostIoInFlight(): boolean {
+    return process.getActiveResourcesInfo().some((r) => r.startsWith('FSReq') || r === 'CloseReq');
+  }
+
   /** When the earliest pending timer is due, or undefined if none is pending. */
   nextDeadline(): number | undefined {
     return this.timers[0]?.at;

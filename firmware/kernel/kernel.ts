@@ -74,6 +74,8 @@ export interface KernelOptions {
   log?: pino.Logger;
 }
 
+/** Host turns with busy tasks but no file I/O before runUntil lets virtual time move. */
+const QUIET_TURNS = 3;
 /** Bound on runUntil's idle turns with no timer pending before it gives up (a hung test). */
 const IDLE_TURNS_MAX = 1_000_000;
 
@@ -200,8 +202,10 @@ export class Kernel {
   }
 
   /**
-   * Wait for p. On a VirtualClock, time jumps to the next timer whenever no task is busy, so
-   * sleeping tasks run as fast as their real work allows. On a RealClock this is just `await p`.
+   * Wait for p. On a VirtualClock, time jumps to the next timer once the host is quiet: no task
+   * is busy, or the busy ones have had no file I/O in flight for QUIET_TURNS host turns (they
+   * wait on virtual timers, e.g. a drive's modelled service time). Sleeping tasks thus run as fast
+   * as their real work allows. On a RealClock this is just `await p`.
    */
   async runUntil<T>(p: Promise<T>): Promise<T> {
     const clock = this.clock;
@@ -211,10 +215,15 @@ export class Kernel {
       settled = true;
     });
     watched.catch(() => undefined);
+    let quietTurns = 0;
     let idleTurns = 0;
     while (!settled) {
       await clock.yieldToHost();
-      if (settled || this.busyCount > 0) continue;
+      if (settled) break;
+      const quiet = this.busyCount === 0 || !clock.hostIoInFlight();
+      quietTurns = quiet ? quietTurns + 1 : 0;
+      if (quietTurns < (this.busyCount === 0 ? 1 : QUIET_TURNS)) continue;
+      quietTurns = 0;
       if (clock.advanceToNext()) idleTurns = 0;
       else if (++idleTurns > IDLE_TURNS_MAX) throw new Error('runUntil: nothing is running and no timer is pending');
     }
