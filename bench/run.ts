@@ -1,11 +1,12 @@
 // Runs every benchmark suite in turn and prints one line per case (npm run bench).
 // Benchmarks never run inside the test suite; results go to bench/RESULTS.md by hand.
 import Benchmark from 'benchmark';
+import { bitmapSuite } from './bitmap.bench';
 import { cacheSuite, prepareCache } from './cache.bench';
 import { cdbSuite } from './cdb.bench';
 import { pduSuite } from './pdu.bench';
 
-const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite, cacheSuite];
+const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite, cacheSuite, bitmapSuite];
 
 function run(suite: Benchmark.Suite): Promise<void> {
   return new Promise((resolve) => {
