@@ -8,16 +8,23 @@ import { promises as fs, read as fsRead, write as fsWrite, writev as fsWritev } 
 import * as path from 'node:path';
 import { fsyncDir } from '../firmware/durable';
 import { SyncCoalescer } from '../firmware/sync';
+import type { Drive } from '../firmware/drive';
 import { MergeStats, WriteIo, WriteMerger } from './write-merge';
 
 export const SECTOR_BYTES = 512;
 
-export class FileDisk {
+export class FileDisk implements Drive {
   private readonly datasyncs: SyncCoalescer;
   private readonly fsyncs: SyncCoalescer;
   private readonly merger: WriteMerger;
 
-  private constructor(readonly file: string, readonly sizeBytes: number, private readonly fh: fs.FileHandle) {
+  private constructor(
+    readonly file: string,
+    readonly sizeBytes: number,
+    private readonly fh: fs.FileHandle,
+    /** Its name in the DKC (Drive.name); the file's base name without extension unless given. */
+    readonly name: string,
+  ) {
     this.datasyncs = new SyncCoalescer(() => this.fh.datasync());
     this.fsyncs = new SyncCoalescer(() => this.fh.sync());
     const io: WriteIo = {
@@ -37,7 +44,7 @@ export class FileDisk {
    * Open a disk file. With create, a missing file is made as a sparse file of sizeBytes;
    * an existing file of another size is refused (the data directory belongs to another layout).
    */
-  static async open(file: string, sizeBytes: number, opts: { create: boolean }): Promise<FileDisk> {
+  static async open(file: string, sizeBytes: number, opts: { create: boolean; name?: string }): Promise<FileDisk> {
     assert(sizeBytes > 0 && sizeBytes % SECTOR_BYTES === 0, `disk size ${sizeBytes} is not whole sectors`);
     let fh: fs.FileHandle;
     try {
@@ -54,7 +61,16 @@ export class FileDisk {
       await fh.close();
       throw new Error(`${file}: disk is ${size} bytes, the configuration says ${sizeBytes}`);
     }
-    return new FileDisk(file, sizeBytes, fh);
+    return new FileDisk(file, sizeBytes, fh, opts.name ?? path.basename(file, path.extname(file)));
+  }
+
+  /**
+   * A blank drive in place of the file (a drive replaced in its bay): the old file is removed and
+   * a new sparse one made; the directory is fsynced by open(), so the swap is durable.
+   */
+  static async recreate(file: string, sizeBytes: number, name?: string): Promise<FileDisk> {
+    await fs.rm(file, { force: true });
+    return FileDisk.open(file, sizeBytes, { create: true, name });
   }
 
   /** Fill buf[bufOffset, +length) from the disk at offset: one pread (more only on a short read). */

@@ -2,15 +2,23 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { FileDisk } from '../../emulator/disk';
-import { MemberDisk, Raid0Group, Raid1Group } from '../../emulator/raid';
+import { Drive, DriveError } from '../../firmware/drive';
+import { MirrorGroup, Raid0Group } from '../../emulator/raid';
 import { pattern, tmpDirs } from './helpers';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
+const opened: FileDisk[] = [];
+after(async () => {
+  await Promise.all(opened.splice(0).map((d) => d.close()));
+});
+
+/** Drives closed after the file's tests (a group does not close its drives). */
 async function disks(dir: string, n: number, size: number): Promise<FileDisk[]> {
   const out: FileDisk[] = [];
   for (let i = 0; i < n; i++) out.push(await FileDisk.open(path.join(dir, `d${i}.img`), size, { create: true }));
+  opened.push(...out);
   return out;
 }
 
@@ -25,19 +33,19 @@ async function fileBytes(file: string, offset: number, length: number): Promise<
   }
 }
 
-/** Fault decorator for the mirror tests: every read fails, and says it was injected. */
-class UnreadableDisk implements MemberDisk {
+/** Fault decorator for the mirror tests: every read is a media error, and says it was injected. */
+class UnreadableDisk implements Drive {
   reads = 0;
-  constructor(private readonly d: MemberDisk) {}
-  get file() { return this.d.file; }
+  constructor(private readonly d: Drive) {}
+  get name() { return this.d.name; }
   get sizeBytes() { return this.d.sizeBytes; }
-  async readInto(): Promise<void> {
+  async readInto(o: number, _b: Buffer, _bo: number, l: number): Promise<void> {
     this.reads++;
-    throw new Error('injected read fault');
+    throw new DriveError(this.name, 'media', o, l, 'injected read fault', true);
   }
-  async readv(): Promise<void> {
+  async readv(o: number, _b: Buffer[], l: number): Promise<void> {
     this.reads++;
-    throw new Error('injected read fault');
+    throw new DriveError(this.name, 'media', o, l, 'injected read fault', true);
   }
   write(o: number, b: Buffer, bo: number, l: number, f: boolean) { return this.d.write(o, b, bo, l, f); }
   writev(o: number, b: Buffer[], l: number, f: boolean) { return this.d.writev(o, b, l, f); }
@@ -95,7 +103,7 @@ describe('RAID 1', () => {
 
   it('writes go to every mirror', async () => {
     const dir = tmp.make();
-    const g = new Raid1Group('rg', 64 * KiB, await disks(dir, 2, 1 * MiB));
+    const g = new MirrorGroup('rg', 1, 64 * KiB, await disks(dir, 2, 1 * MiB));
     const data = pattern(512, 100, 8, 1);
     await g.write(100 * 512, data, 0, data.length, true);
     for (const f of ['d0.img', 'd1.img']) assert.ok((await fileBytes(path.join(dir, f), 100 * 512, data.length)).equals(data), f);
@@ -107,7 +115,7 @@ describe('RAID 1', () => {
     const dir = tmp.make();
     const [a, b] = await disks(dir, 2, 1 * MiB);
     const fa = new UnreadableDisk(a);
-    const g = new Raid1Group('rg', 64 * KiB, [fa, b]);
+    const g = new MirrorGroup('rg', 1, 64 * KiB, [fa, b]);
     const data = pattern(512, 0, 1, 3);
     await g.write(0, data, 0, 512, false);
     for (let i = 0; i < 4; i++) {
@@ -121,8 +129,8 @@ describe('RAID 1', () => {
 
   it('a read fails only when every mirror fails', async () => {
     const [a, b] = await disks(tmp.make(), 2, 1 * MiB);
-    const g = new Raid1Group('rg', 64 * KiB, [new UnreadableDisk(a), new UnreadableDisk(b)]);
-    await assert.rejects(g.readInto(0, Buffer.alloc(512), 0, 512), /injected read fault/);
+    const g = new MirrorGroup('rg', 1, 64 * KiB, [new UnreadableDisk(a), new UnreadableDisk(b)]);
+    await assert.rejects(g.readInto(0, Buffer.alloc(512), 0, 512), /no readable copy in mirror set 0/);
     await g.close();
   });
 });
