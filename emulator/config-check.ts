@@ -1,16 +1,20 @@
 // Cross-checks the schema cannot express, and normalization into a RackConfig:
-// unique names, volumes that fit their RAID group, LUN maps naming known volumes, portal ports,
-// CHAP secrets that differ, and the placement (offset) of every volume in its group.
-import type { ChapSecret } from '../target/iscsi/types';
+// unique names, disk counts per RAID level, spares that fit a group, volumes that fit their RAID
+// group, LUN maps naming known volumes, portal ports, CHAP secrets that differ, a management
+// port on loopback, and the placement (offset) of every volume in its group.
+import { isIP } from 'node:net';
+import type { ChapSecret, Portal } from '../target/iscsi/types';
 import {
-  CacheConfig, ConfigError, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize, parsePortal, parseSize, PathSeg, RackConfig, RawChap, RawRack,
-  RaidGroupConfig, SourceMap, TargetConfig, VolumeConfig, VOLUME_ALIGN_BYTES,
+  CacheConfig, ConfigError, DEFAULT_REBUILD_PACE_MS, DEFAULT_SEED, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize, groupCapacity,
+  ManagementConfig, parsePortal, parseSize, PathSeg, RackConfig, RAID_MIN_DISKS, RawChap, RawRack, RaidGroupConfig, SourceMap,
+  SparesConfig, TargetConfig, VolumeConfig, VOLUME_ALIGN_BYTES,
 } from './config';
-import { raidCapacity } from './raid';
 import { CACHE_DEFAULT_BYTES, CACHE_MAX_BYTES, CACHE_MIN_BYTES } from '../firmware/cache';
 
 const STRIPE_MIN_BYTES = 4096;
-const STRIPE_MAX_BYTES = 16 * 1024 * 1024;
+const STRIPE_MAX_BYTES = 1024 * 1024;
+/** scrub: {} without intervalMinutes. */
+const SCRUB_DEFAULT_MINUTES = 60;
 const DISK_ALIGN_BYTES = 1024 * 1024;
 const LDEVS_PER_DKC_MAX = 0x10000;
 /** The allocation bitmap lives in RAM: 2^31 blocks is a 256 MiB bitmap. */
@@ -36,10 +40,68 @@ export function crossCheck(raw: RawRack, src: SourceMap, name: string): { config
       if (prev) err(['dkcs', i, 'targets', k, 'name'], `duplicate target name ${t.name} (also ${prev})`);
       else targetNames.set(t.name, `dkcs[${i}].targets[${k}]`);
     });
-    dkcs.push({ name: d.name, serial: d.serial, cache: checkCache(d, i, err), raidGroups, volumes, targets });
+    dkcs.push({
+      name: d.name,
+      serial: d.serial,
+      cache: checkCache(d, i, err),
+      raidGroups,
+      spares: checkSpares(d, i, raidGroups, err),
+      rebuild: { paceMs: d.rebuild?.paceMs ?? DEFAULT_REBUILD_PACE_MS },
+      scrub: d.scrub ? { intervalMs: (d.scrub.intervalMinutes ?? SCRUB_DEFAULT_MINUTES) * 60_000 } : null,
+      seed: d.seed ?? DEFAULT_SEED,
+      volumes,
+      targets,
+    });
   });
   const discoveryChap = raw.discovery?.chap ? checkChap(raw.discovery.chap, ['discovery', 'chap'], err) : undefined;
-  return { config: { file: src.file, name, dkcs, discoveryChap }, errors };
+  const management = raw.management ? checkManagement(raw.management, dkcs, err) : undefined;
+  const config: RackConfig = { file: src.file, name, dkcs, discoveryChap };
+  if (management) config.management = management;
+  return { config, errors };
+}
+
+/** 127.0.0.0/8 or ::1, as an IP address (a name could resolve to anything). */
+export function isLoopback(host: string): boolean {
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return new URL(`http://[${host}]/`).hostname === '[::1]';
+  return false;
+}
+
+function checkManagement(m: NonNullable<RawRack['management']>, dkcs: DkcConfig[], err: (s: PathSeg[], m: string) => void): ManagementConfig {
+  const listen = parsePortal(m.listen);
+  if (listen.port > 65535) err(['management', 'listen'], 'port must be from 0 to 65535');
+  else if (isIP(listen.host) === 0) {
+    err(['management', 'listen'], `${listen.host} is a name: give a loopback IP address (127.0.0.1 or [::1]), names can resolve anywhere`);
+  } else if (!isLoopback(listen.host)) {
+    err(['management', 'listen'], `${listen.host} is not a loopback address: the management API listens on 127.0.0.1 or [::1] only`);
+  } else if (listen.port !== 0) {
+    const clash = dkcs.flatMap((d) => d.targets).find((t) => t.portals.some((p) => samePort(p, listen)));
+    if (clash) err(['management', 'listen'], `${m.listen} is also a portal of target ${clash.name}`);
+  }
+  return m.token === undefined ? { listen } : { listen, token: m.token };
+}
+
+function samePort(a: Portal, b: Portal): boolean {
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  return a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host));
+}
+
+/** A spare replaces a failed member of a redundant group whose disks are no larger than it. */
+function checkSpares(d: RawDkc, i: number, groups: RaidGroupConfig[], err: (s: PathSeg[], m: string) => void): SparesConfig | null {
+  if (!d.spares) return null;
+  const at: PathSeg[] = ['dkcs', i, 'spares'];
+  const sizeBytes = parseSize(d.spares.size);
+  if (sizeBytes % DISK_ALIGN_BYTES !== 0) err([...at, 'size'], 'must be a whole number of MiB');
+  const redundant = groups.filter((g) => g.level !== 0);
+  if (redundant.length === 0) {
+    err(at, 'no RAID group with redundancy (level 1, 5, 6 or 10) for a spare to serve');
+  } else {
+    const smallest = Math.min(...redundant.map((g) => g.diskSizeBytes));
+    if (sizeBytes < smallest) {
+      err([...at, 'size'], `${d.spares.size} is smaller than the disks of every redundant RAID group (smallest ${formatSize(smallest)}): it could replace none`);
+    }
+  }
+  return { count: d.spares.count, sizeBytes, timing: d.spares.timing ?? 'none' };
 }
 
 function checkCache(d: RawDkc, i: number, err: (s: PathSeg[], m: string) => void): CacheConfig {
@@ -57,14 +119,25 @@ function checkRaidGroups(d: RawDkc, i: number, err: (s: PathSeg[], m: string) =>
     firstWins(names, g.name, k, (j) => err([...at, 'name'], `duplicate RAID group name ${g.name} (also raidGroups[${j}])`));
     const stripeSizeBytes = g.stripeSize === undefined ? DEFAULT_STRIPE_BYTES : parseSize(g.stripeSize);
     if (stripeSizeBytes < STRIPE_MIN_BYTES || stripeSizeBytes > STRIPE_MAX_BYTES || (stripeSizeBytes & (stripeSizeBytes - 1)) !== 0) {
-      err([...at, 'stripeSize'], 'must be a power of two from 4KiB to 16MiB');
+      err([...at, 'stripeSize'], `must be a power of two from ${formatSize(STRIPE_MIN_BYTES)} to ${formatSize(STRIPE_MAX_BYTES)}`);
     }
     const diskSizeBytes = parseSize(g.disks.size);
     if (diskSizeBytes % DISK_ALIGN_BYTES !== 0) err([...at, 'disks', 'size'], 'must be a whole number of MiB');
-    if (g.disks.count < 2) err([...at, 'disks', 'count'], `RAID ${g.level} needs at least 2 disks`);
-    const capacityBytes = raidCapacity(g.level, g.disks.count, diskSizeBytes, stripeSizeBytes);
-    return { name: g.name, level: g.level, stripeSizeBytes, diskCount: g.disks.count, diskSizeBytes, capacityBytes };
+    const countError = diskCountError(g.level, g.disks.count);
+    if (countError) err([...at, 'disks', 'count'], countError);
+    const capacityBytes = groupCapacity(g.level, g.disks.count, diskSizeBytes, stripeSizeBytes);
+    return {
+      name: g.name, level: g.level, stripeSizeBytes, diskCount: g.disks.count, diskSizeBytes, timing: g.disks.timing ?? 'none', capacityBytes,
+    };
   });
+}
+
+function diskCountError(level: RaidGroupConfig['level'], count: number): string | undefined {
+  const min = RAID_MIN_DISKS[level];
+  const why = { 0: 'striping', 1: 'a mirror', 5: 'data and one parity per row', 6: 'data and two parities per row', 10: 'mirrored pairs, striped' }[level];
+  if (level === 10 && (count < min || count % 2 !== 0)) return `RAID 10 needs an even number of disks, at least 4 (${why}); have ${count}`;
+  if (count < min) return `RAID ${level} needs at least ${min} disks (${why}); have ${count}`;
+  return undefined;
 }
 
 function checkVolumes(d: RawDkc, i: number, groups: RaidGroupConfig[], err: (s: PathSeg[], m: string) => void): VolumeConfig[] {

@@ -5,17 +5,29 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { ErrorObject } from 'ajv';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Document } from 'yaml';
+import type { RaidLevel } from '../firmware/drive';
 import type { ChapSecret, Portal } from '../target/iscsi/types';
 import { crossCheck } from './config-check';
 import { PORTAL_RE, rackSchema, SIZE_RE } from './schema';
 
+/** How a drive's I/O takes time: none (as fast as the host file), or a model of a hard disk or SSD. */
+export type DiskTiming = 'none' | 'hdd' | 'ssd';
+
 export interface RaidGroupConfig {
   name: string;
-  level: 0 | 1;
+  level: RaidLevel;
   stripeSizeBytes: number;
   diskCount: number;
   diskSizeBytes: number;
+  timing: DiskTiming;
   capacityBytes: number;
+}
+
+/** Drives in the DKC's spare pool; one takes the place of a failed member it is big enough for. */
+export interface SparesConfig {
+  count: number;
+  sizeBytes: number;
+  timing: DiskTiming;
 }
 
 export interface VolumeConfig {
@@ -54,7 +66,25 @@ export interface TargetConfig {
 
 export interface CacheConfig {
   sizeBytes: number;
-  mode: 'write-through' | 'off';
+  mode: 'write-back' | 'write-through' | 'off';
+}
+
+export interface RebuildConfig {
+  /** Pause of the rebuild task between rows, on the kernel's clock; 0: no pause. */
+  paceMs: number;
+}
+
+export interface ScrubConfig {
+  /** A scrub pass over every redundant group starts this long after the previous one began. */
+  intervalMs: number;
+}
+
+/** The management HTTP API (emulator/mgmt.ts); absent: none. */
+export interface ManagementConfig {
+  /** A loopback address (127.0.0.0/8 or ::1); port 0: any free port. */
+  listen: Portal;
+  /** Bearer token; absent: the rack keeps one in <data-dir>/management.token (managementToken()). */
+  token?: string;
 }
 
 export interface DkcConfig {
@@ -63,6 +93,13 @@ export interface DkcConfig {
   /** The DKC cache in RAM (firmware/cache.ts). */
   cache: CacheConfig;
   raidGroups: RaidGroupConfig[];
+  /** null: no spare pool. */
+  spares: SparesConfig | null;
+  rebuild: RebuildConfig;
+  /** null: no scrubbing. */
+  scrub: ScrubConfig | null;
+  /** The DKC kernel's random seed (firmware/kernel/prng.ts). */
+  seed: number;
   volumes: VolumeConfig[];
   targets: TargetConfig[];
 }
@@ -73,10 +110,28 @@ export interface RackConfig {
   name: string;
   dkcs: DkcConfig[];
   discoveryChap?: ChapSecret;
+  management?: ManagementConfig;
 }
 
 export const DEFAULT_STRIPE_BYTES = 64 * 1024;
+export const DEFAULT_SEED = 1;
+export const DEFAULT_REBUILD_PACE_MS = 0;
 export const VOLUME_ALIGN_BYTES = 1024 * 1024;
+
+/** Fewest member disks per RAID level (RAID 10 also needs an even count). */
+export const RAID_MIN_DISKS: Record<RaidLevel, number> = { 0: 2, 1: 2, 5: 3, 6: 4, 10: 4 };
+
+/**
+ * A RAID group's usable bytes: each disk holds whole stripe units only (the rows), and a row
+ * carries data on n (RAID 0), 1 (RAID 1), n/2 (RAID 10), n-1 (RAID 5) or n-2 (RAID 6) disks.
+ * TODO(lead): use raidCapacity() of emulator/raid.ts once its levels 5, 6 and 10 are committed, so there is
+ * one formula; this one must agree with it (test/emulator/config.test.ts pins the numbers).
+ */
+export function groupCapacity(level: RaidLevel, diskCount: number, diskSizeBytes: number, stripeSizeBytes: number): number {
+  const rowBytes = Math.floor(diskSizeBytes / stripeSizeBytes) * stripeSizeBytes;
+  const dataDisks = { 0: diskCount, 1: 1, 10: Math.floor(diskCount / 2), 5: diskCount - 1, 6: diskCount - 2 }[level];
+  return rowBytes * Math.max(dataDisks, 0);
+}
 
 export class ConfigError {
   constructor(readonly file: string, readonly line: number, readonly path: string, readonly message: string) {}
@@ -250,8 +305,12 @@ export interface RawRack {
   dkcs: {
     name: string;
     serial: number;
-    cache?: { size?: string; mode?: 'write-through' | 'off' };
-    raidGroups: { name: string; level: 0 | 1; stripeSize?: string; disks: { count: number; size: string } }[];
+    cache?: { size?: string; mode?: CacheConfig['mode'] };
+    raidGroups: { name: string; level: RaidLevel; stripeSize?: string; disks: RawDisks }[];
+    spares?: RawDisks;
+    rebuild?: { paceMs?: number };
+    scrub?: { intervalMinutes?: number };
+    seed?: number;
     volumes: { name: string; group: string; size: string; blockSize?: 512 | 4096; physicalBlockSize?: 512 | 4096 }[];
     targets: {
       name: string;
@@ -263,4 +322,10 @@ export interface RawRack {
     }[];
   }[];
   discovery?: { chap?: RawChap };
+  management?: { listen: string; token?: string };
+}
+export interface RawDisks {
+  count: number;
+  size: string;
+  timing?: DiskTiming;
 }

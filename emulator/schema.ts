@@ -36,23 +36,39 @@ const chap = {
   },
 };
 
+const timing = { enum: ['none', 'hdd', 'ssd'], 'x-message': 'must be none, hdd or ssd' };
+
+const disks = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'size'],
+  properties: {
+    count: { type: 'integer', minimum: 1, maximum: 32, 'x-message': 'must be a whole number of disks from 1 to 32' },
+    size,
+    timing,
+  },
+};
+
 const raidGroup = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'level', 'disks'],
   properties: {
     name,
-    level: { enum: [0, 1], 'x-message': 'must be 0 or 1 (RAID levels 0 and 1 are emulated)' },
+    level: { enum: [0, 1, 5, 6, 10], 'x-message': 'must be 0, 1, 5, 6 or 10 (the RAID levels emulated)' },
     stripeSize: size,
-    disks: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['count', 'size'],
-      properties: {
-        count: { type: 'integer', minimum: 1, maximum: 32, 'x-message': 'must be a whole number of disks from 1 to 32' },
-        size,
-      },
-    },
+    disks,
+  },
+};
+
+const spares = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'size'],
+  properties: {
+    count: { type: 'integer', minimum: 1, maximum: 16, 'x-message': 'must be a whole number of spare disks from 1 to 16' },
+    size,
+    timing,
   },
 };
 
@@ -107,7 +123,36 @@ const cache = {
   additionalProperties: false,
   properties: {
     size,
-    mode: { enum: ['write-through', 'off'], 'x-message': 'must be write-through or off' },
+    mode: { enum: ['write-back', 'write-through', 'off'], 'x-message': 'must be write-back, write-through or off' },
+  },
+};
+
+const rebuild = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    paceMs: { type: 'integer', minimum: 0, maximum: 60_000, 'x-message': 'must be a whole number of milliseconds from 0 to 60000' },
+  },
+};
+
+const scrub = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    intervalMinutes: { type: 'integer', minimum: 1, maximum: 525_600, 'x-message': 'must be a whole number of minutes from 1 to 525600 (a year)' },
+  },
+};
+
+/** RFC 6750 2.1 b64token characters, so the token goes into an Authorization header as it is. */
+export const TOKEN_RE = /^[A-Za-z0-9._~+/=-]{16,256}$/;
+
+const management = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['listen'],
+  properties: {
+    listen: { type: 'string', pattern: PORTAL_RE.source, 'x-message': 'must be HOST:PORT on a loopback address, e.g. 127.0.0.1:8080' },
+    token: { type: 'string', pattern: TOKEN_RE.source, 'x-message': 'must be 16 to 256 characters of A-Z a-z 0-9 - . _ ~ + / = (RFC 6750 b64token)' },
   },
 };
 
@@ -120,6 +165,10 @@ const dkc = {
     serial: { type: 'integer', minimum: 1, maximum: 0xffffffff, 'x-message': 'must be a whole number from 1 to 4294967295' },
     cache,
     raidGroups: { type: 'array', minItems: 1, items: raidGroup },
+    spares,
+    rebuild,
+    scrub,
+    seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, 'x-message': 'must be a whole number from 0 to 4294967295' },
     volumes: { type: 'array', items: volume },
     targets: { type: 'array', items: target },
   },
@@ -136,5 +185,6 @@ export const rackSchema = {
       additionalProperties: false,
       properties: { chap },
     },
+    management,
   },
 };
