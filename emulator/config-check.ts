@@ -5,11 +5,12 @@
 import { isIP } from 'node:net';
 import type { ChapSecret, Portal } from '../target/iscsi/types';
 import {
-  CacheConfig, ConfigError, DEFAULT_REBUILD_PACE_MS, DEFAULT_SEED, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize, groupCapacity,
+  CacheConfig, ConfigError, DEFAULT_REBUILD_PACE_MS, DEFAULT_SEED, DEFAULT_STRIPE_BYTES, DkcConfig, formatSize,
   ManagementConfig, parsePortal, parseSize, PathSeg, RackConfig, RAID_MIN_DISKS, RawChap, RawRack, RaidGroupConfig, SourceMap,
   SparesConfig, TargetConfig, VolumeConfig, VOLUME_ALIGN_BYTES,
 } from './config';
 import { CACHE_DEFAULT_BYTES, CACHE_MAX_BYTES, CACHE_MIN_BYTES } from '../firmware/cache';
+import { raidCapacity } from './raid';
 
 const STRIPE_MIN_BYTES = 4096;
 const STRIPE_MAX_BYTES = 1024 * 1024;
@@ -125,7 +126,7 @@ function checkRaidGroups(d: RawDkc, i: number, err: (s: PathSeg[], m: string) =>
     if (diskSizeBytes % DISK_ALIGN_BYTES !== 0) err([...at, 'disks', 'size'], 'must be a whole number of MiB');
     const countError = diskCountError(g.level, g.disks.count);
     if (countError) err([...at, 'disks', 'count'], countError);
-    const capacityBytes = groupCapacity(g.level, g.disks.count, diskSizeBytes, stripeSizeBytes);
+    const capacityBytes = raidCapacity(g.level, g.disks.count, diskSizeBytes, stripeSizeBytes);
     return {
       name: g.name, level: g.level, stripeSizeBytes, diskCount: g.disks.count, diskSizeBytes, timing: g.disks.timing ?? 'none', capacityBytes,
     };

@@ -121,18 +121,6 @@ export const VOLUME_ALIGN_BYTES = 1024 * 1024;
 /** Fewest member disks per RAID level (RAID 10 also needs an even count). */
 export const RAID_MIN_DISKS: Record<RaidLevel, number> = { 0: 2, 1: 2, 5: 3, 6: 4, 10: 4 };
 
-/**
- * A RAID group's usable bytes: each disk holds whole stripe units only (the rows), and a row
- * carries data on n (RAID 0), 1 (RAID 1), n/2 (RAID 10), n-1 (RAID 5) or n-2 (RAID 6) disks.
- * TODO(lead): use raidCapacity() of emulator/raid.ts once its levels 5, 6 and 10 are committed, so there is
- * one formula; this one must agree with it (test/emulator/config.test.ts pins the numbers).
- */
-export function groupCapacity(level: RaidLevel, diskCount: number, diskSizeBytes: number, stripeSizeBytes: number): number {
-  const rowBytes = Math.floor(diskSizeBytes / stripeSizeBytes) * stripeSizeBytes;
-  const dataDisks = { 0: diskCount, 1: 1, 10: Math.floor(diskCount / 2), 5: diskCount - 1, 6: diskCount - 2 }[level];
-  return rowBytes * Math.max(dataDisks, 0);
-}
-
 export class ConfigError {
   constructor(readonly file: string, readonly line: number, readonly path: string, readonly message: string) {}
   toString(): string {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { formatSize, groupCapacity, loadConfig, parseConfig, parseSize, RackConfig } from '../../emulator/config';
+import { formatSize, loadConfig, parseConfig, parseSize, RackConfig } from '../../emulator/config';
 import { isLoopback } from '../../emulator/config-check';
+import { raidCapacity } from '../../emulator/raid';
 import { BROKEN_DIR, expectedErrors, ROOT } from './helpers';
 
 describe('rack config', () => {
@@ -145,10 +146,10 @@ describe('rack config', () => {
     it('capacity counts whole stripes per disk only', () => {
       const s = 64 * 1024;
       const rows = Math.floor((100 * 2 ** 20 + 4096) / s);
-      assert.equal(groupCapacity(5, 4, 100 * 2 ** 20 + 4096, s), 3 * rows * s);
-      assert.equal(groupCapacity(6, 5, 100 * 2 ** 20 + 4096, s), 3 * rows * s);
-      assert.equal(groupCapacity(10, 4, 100 * 2 ** 20 + 4096, s), 2 * rows * s);
-      assert.equal(groupCapacity(0, 2, 100 * 2 ** 20 + 4096, s), 2 * rows * s);
+      assert.equal(raidCapacity(5, 4, 100 * 2 ** 20 + 4096, s), 3 * rows * s);
+      assert.equal(raidCapacity(6, 5, 100 * 2 ** 20 + 4096, s), 3 * rows * s);
+      assert.equal(raidCapacity(10, 4, 100 * 2 ** 20 + 4096, s), 2 * rows * s);
+      assert.equal(raidCapacity(0, 2, 100 * 2 ** 20 + 4096, s), 2 * rows * s);
     });
 
     it('the fewest disks each level takes', () => {
