@@ -4,9 +4,10 @@ import Benchmark from 'benchmark';
 import { bitmapSuite } from './bitmap.bench';
 import { cacheSuite, prepareCache } from './cache.bench';
 import { cdbSuite } from './cdb.bench';
+import { paritySuite } from './parity.bench';
 import { pduSuite } from './pdu.bench';
 
-const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite, cacheSuite, bitmapSuite];
+const suites: Array<() => Benchmark.Suite> = [pduSuite, cdbSuite, cacheSuite, bitmapSuite, paritySuite];
 
 function run(suite: Benchmark.Suite): Promise<void> {
   return new Promise((resolve) => {
