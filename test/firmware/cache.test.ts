@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { CACHE_SLOT_BYTES, CachedGroup, DkcCache } from '../../firmware/cache';
-import type { BlockDevice } from '../../firmware/drive';
+import type { BlockDevice, RaidGroupDevice } from '../../firmware/drive';
 import { DriveInterface } from '../../firmware/drive';
 import { MediumError } from '../../firmware/volume';
 import { openDkc } from '../../emulator/build';
@@ -252,8 +252,10 @@ describe('DKC cache', () => {
 
   it('drive interface: errors beneath become MEDIUM ERROR naming the LBA', async () => {
     const dev = new ControlledGroup(4 * S);
-    const drive = new DriveInterface([dev], new DkcCache(4 * S));
-    const r = drive.readInto(dev, 0, Buffer.alloc(512), 0, 512, 77);
+    // The drive interface takes RAID groups; the cache path uses only their BlockDevice part.
+    const rg = dev as unknown as RaidGroupDevice;
+    const drive = new DriveInterface([rg], new DkcCache(4 * S));
+    const r = drive.readInto(rg, 0, Buffer.alloc(512), 0, 512, 77);
     dev.take('read').complete(new Error('injected'));
     await assert.rejects(r, (e: unknown) => e instanceof MediumError && e.lba === 77);
   });
