@@ -89,7 +89,7 @@ async function start(opts: { config: string; listen?: Portal; dataDir?: string; 
     await rack.stop().catch(() => undefined);
     throw err;
   }
-  process.stdout.write(`${describeRack(result.config, dataDir, rack.addresses())}\n`);
+  process.stdout.write(`${describeRack(result.config, dataDir, rack.addresses(), rack.mgmt?.address())}\n`);
 }
 
 async function validate(files: string[]): Promise<void> {

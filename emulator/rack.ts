@@ -7,8 +7,11 @@ import { IscsiServer } from '../target/iscsi/server';
 import type { Portal, TargetDefinition } from '../target/iscsi/types';
 import { ScsiTarget } from '../target/scsi/target';
 import type { LuDefinition } from '../target/scsi/types';
+import type { EmulatedBays } from './bays';
 import type { DkcConfig, RackConfig } from './config';
+import { ControlError, DiskAction, RackControl, RackStatus } from './control';
 import { openDkc } from './build';
+import { ManagementServer, managementToken } from './mgmt';
 import { lockDataDir, luStateDir, prepareDataDir } from './layout';
 
 export interface RackOptions {
@@ -18,8 +21,10 @@ export interface RackOptions {
   log: pino.Logger;
 }
 
-export class Rack {
+export class Rack implements RackControl {
   private server: IscsiServer | null = null;
+  /** The management API (config `management:`), once started. */
+  mgmt: ManagementServer | null = null;
   private started = false;
 
   private constructor(
@@ -56,6 +61,12 @@ export class Rack {
     this.server = new IscsiServer({ targets: this.targets, discoveryChap: this.config.discoveryChap }, this.log);
     await this.server.start();
     this.started = true;
+    const m = this.config.management;
+    if (m) {
+      const token = await managementToken(m, this.dataDir);
+      this.mgmt = new ManagementServer({ listen: m.listen, token, control: this, log: this.log });
+      await this.mgmt.start();
+    }
   }
 
   addresses(): Portal[] {
@@ -68,8 +79,60 @@ export class Rack {
     return d;
   }
 
+  status(): RackStatus {
+    return { rack: this.config.name, dkcs: this.dkcs.map((d) => d.status()) };
+  }
+
+  /** The operator's hands on a drive bay (dkc disk ...); the DKC hears of it as from its enclosure. */
+  async disk(dkcName: string, driveName: string, a: DiskAction): Promise<void> {
+    const dkc = this.dkcs.find((x) => x.name === dkcName);
+    if (!dkc) throw new ControlError(404, `no DKC ${dkcName}`);
+    const bay = (dkc.bays as EmulatedBays).bay(driveName);
+    if (!bay) throw new ControlError(404, `${dkcName} has no drive ${driveName}`);
+    const health = bay.faults.health;
+    switch (a.action) {
+      case 'fail':
+      case 'pull':
+        if (health !== 'ok') throw new ControlError(409, `${driveName} is already ${health}`);
+        if (a.action === 'fail') bay.faults.fail();
+        else bay.faults.pull();
+        await dkc.driveChanged(driveName, a.action === 'fail' ? 'failed' : 'pulled');
+        return;
+      case 'insert':
+        if (health !== 'pulled') throw new ControlError(409, `${driveName} is not pulled out (it is ${health})`);
+        bay.faults.insert();
+        await dkc.driveChanged(driveName, 'inserted');
+        return;
+      case 'replace': {
+        const where = dkc.raidTable.locate(driveName);
+        const slot = where && where !== 'spare' ? dkc.raidTable.slots(where.group)[where.slot] : undefined;
+        const inUse = where === 'spare' || (slot !== undefined && slot.state !== 'failed');
+        if (health === 'ok' && inUse) throw new ControlError(409, `${driveName} is healthy and in use: fail or pull it first`);
+        await bay.replace();
+        await dkc.driveChanged(driveName, 'replaced');
+        return;
+      }
+      case 'slow':
+        if (!(Number.isFinite(a.latencyMs) && a.latencyMs >= 0 && a.latencyMs <= 60_000)) {
+          throw new ControlError(400, `latencyMs must be 0..60000, not ${a.latencyMs}`);
+        }
+        bay.faults.slow(a.latencyMs);
+        return;
+      case 'media-error': {
+        const sectors = bay.sizeBytes / 512;
+        if (!(Number.isSafeInteger(a.sector) && Number.isSafeInteger(a.count) && a.sector >= 0 && a.count >= 1 && a.sector + a.count <= sectors)) {
+          throw new ControlError(400, `sectors [${a.sector}, +${a.count}) are not on ${driveName} (${sectors} sectors)`);
+        }
+        bay.faults.mediaError(a.sector, a.count);
+        return;
+      }
+    }
+  }
+
   /** Stop accepting, close sessions, flush every DKC (data, then maps), release the directory. */
   async stop(): Promise<void> {
+    await this.mgmt?.stop();
+    this.mgmt = null;
     if (this.server) {
       await this.server.stop();
       this.server = null;

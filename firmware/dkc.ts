@@ -1,26 +1,40 @@
 // One disk controller (DKC), after seed 001 Fig. 3: a host interface (the Volumes handed to the
-// target), a drive interface (the RAID groups beneath), and RAM holding the management tables
-// (seed 003 claim 14) and the LDEVs' allocation bitmaps. The CPU/ROM multitask kernel arrives
-// with the remote copy and pair work; here every host request runs straight through its LDEV.
+// target), a drive interface (the RAID groups beneath), a CPU running the multitask kernel with
+// the ROM tasks (firmware/kernel/), and RAM holding the management tables (seed 003 claim 14),
+// the LDEVs' allocation bitmaps and the cache.
+//
+// ROM tasks started at power-on: correction copy (rebuild onto a spare, firmware/correction-copy.ts)
+// and, when configured, scrub. Host reads and writes each run as a request task.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type pino from 'pino';
 import { AllocationMap } from './allocation-map';
 import { CACHE_DEFAULT_BYTES, CacheDefinition, DkcCache } from './cache';
-import { DiskExtent, DriveInterface, RaidGroupDevice } from './drive';
+import { correctionCopy, RebuildOptions, scrub, ScrubOptions } from './correction-copy';
+import { DiskExtent, DriveBays, DriveInterface, RaidEvent, RaidGroupDevice } from './drive';
 import { ldevHex } from './identity';
+import { Kernel } from './kernel/kernel';
 import { Ldev, LdevDefinition } from './ldev';
+import { RaidTable } from './raid-table';
 import { LuEntry, Ram, RaidGroupEntry } from './ram';
+import type { DkcStatus, RaidGroupStatus } from './status';
 import type { Volume } from './volume';
 
 export interface DkcDefinition {
   name: string;
   serial: number;
   raidGroups: RaidGroupEntry[];
+  /** Spare drives by bay name, for any group whose disks they can hold. */
+  spares?: string[];
   ldevs: LdevDefinition[];
   lus: LuEntry[];
   /** The DKC cache (default: CACHE_DEFAULT_BYTES, write-through). */
   cache?: CacheDefinition;
+  rebuild?: RebuildOptions;
+  /** Scrub is off unless configured. */
+  scrub?: ScrubOptions;
+  /** The kernel's random seed (default 1). */
+  seed?: number;
 }
 
 /** Where one LBA of one LU lives, table by table (seed 003 claim 14). */
@@ -42,32 +56,57 @@ export class HostInterface {
   }
 }
 
+export interface DkcOptions {
+  /** The DKC's kernel (default: one on real time, seeded from the definition). */
+  kernel?: Kernel;
+}
+
 export class Dkc {
   readonly ram = new Ram();
   readonly hostInterface: HostInterface;
   private readonly ldevs = new Map<number, Ldev>();
 
   private constructor(
-    readonly name: string,
-    readonly serial: number,
+    readonly def: DkcDefinition,
+    readonly kernel: Kernel,
     readonly drive: DriveInterface,
+    readonly bays: DriveBays,
+    readonly raidTable: RaidTable,
     private readonly log: pino.Logger,
   ) {
     this.hostInterface = new HostInterface(this.ram, this.ldevs);
   }
 
+  get name(): string {
+    return this.def.name;
+  }
+
+  get serial(): number {
+    return this.def.serial;
+  }
+
   /**
-   * Load the tables into RAM and open each LDEV's allocation map under metaDir (created empty on
-   * first start; a map made for another layout is refused).
+   * Power on: load the tables into RAM, assemble the RAID groups as the RAID table has them now,
+   * open each LDEV's allocation map under metaDir (created empty on first start; a map made for
+   * another layout is refused), and start the ROM tasks.
    */
-  static async open(def: DkcDefinition, groups: RaidGroupDevice[], metaDir: string, log: pino.Logger): Promise<Dkc> {
+  static async open(def: DkcDefinition, bays: DriveBays, metaDir: string, log: pino.Logger, opts: DkcOptions = {}): Promise<Dkc> {
+    const dlog = log.child({ dkc: def.name });
+    const kernel = opts.kernel ?? new Kernel({ seed: def.seed, log: dlog });
+    await fs.mkdir(metaDir, { recursive: true });
+    const table = await RaidTable.open(path.join(metaDir, 'raid-table.json'), {
+      groups: def.raidGroups.map((g) => ({ name: g.name, drives: g.disks })),
+      spares: def.spares ?? [],
+    });
+    const groups = def.raidGroups.map((g) =>
+      bays.assemble(g, table.slots(g.name).map((s) => ({ drive: bays.drive(s.drive), state: s.state, rebuiltRows: s.rebuiltRows }))),
+    );
     const c = def.cache ?? { sizeBytes: CACHE_DEFAULT_BYTES, mode: 'write-through' };
     const cache = c.mode === 'off' ? null : new DkcCache(c.sizeBytes);
-    const dkc = new Dkc(def.name, def.serial, new DriveInterface(groups, cache), log.child({ dkc: def.name }));
+    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache), bays, table, dlog);
     for (const rg of def.raidGroups) dkc.ram.addRaidGroup(rg);
     for (const d of def.ldevs) dkc.ram.addLdev(d);
     for (const lu of def.lus) dkc.ram.addLu(lu);
-    await fs.mkdir(metaDir, { recursive: true });
     try {
       for (const d of def.ldevs) {
         const map = await AllocationMap.open(path.join(metaDir, `ldev-${ldevHex(d.number)}.map`), {
@@ -76,13 +115,16 @@ export class Dkc {
           blockSize: d.blockSize,
           blockCount: d.blockCount,
         });
-        dkc.ldevs.set(d.number, new Ldev(def.name, def.serial, d, dkc.drive.group(d.group), dkc.drive, map));
+        dkc.ldevs.set(d.number, new Ldev(def.name, def.serial, d, dkc.drive.group(d.group), dkc.drive, map, kernel));
       }
     } catch (err) {
       await dkc.closeLdevs();
       throw err;
     }
-    dkc.log.debug({ ldevs: def.ldevs.length, lus: def.lus.length }, 'DKC tables loaded');
+    for (const g of groups) g.onEvent = (e) => dkc.raidEvent(g, e);
+    kernel.start('correction-copy', (t) => correctionCopy(dkc, t, def.rebuild ?? {}));
+    if (def.scrub) kernel.start('scrub', (t) => scrub(dkc, t, def.scrub!));
+    dkc.log.debug({ ldevs: def.ldevs.length, lus: def.lus.length }, 'DKC powered on');
     return dkc;
   }
 
@@ -105,13 +147,110 @@ export class Dkc {
     const rg = this.ram.raidGroup(ldev.group)!;
     const raidGroupOffset = ldev.offsetBytes + lba * ldev.blockSize;
     const extents: DiskExtent[] = this.drive.group(rg.name).mapExtent(raidGroupOffset, ldev.blockSize);
+    const slots = this.raidTable.slots(rg.name);
     return {
       lu,
       ldev,
       raidGroup: rg.name,
       raidGroupOffset,
-      disks: extents.map((e) => ({ disk: rg.disks[e.disk], offset: e.offset, length: e.length })),
+      disks: extents.map((e) => ({ disk: slots[e.disk].drive, offset: e.offset, length: e.length })),
     };
+  }
+
+  /**
+   * The enclosure reports a change in a bay (the operator's hands: dkc disk ...). A drive that
+   * failed or was pulled leaves its group at once; one that came back or was replaced by a blank
+   * drive is rebuilt into its slot, or joins the spare pool if a spare has taken its slot.
+   */
+  async driveChanged(name: string, change: 'failed' | 'pulled' | 'inserted' | 'replaced'): Promise<void> {
+    const where = this.raidTable.locate(name);
+    this.log.info({ drive: name, change, where }, 'drive bay changed');
+    if (change === 'failed' || change === 'pulled') {
+      if (where && where !== 'spare') this.drive.group(where.group).failMember(where.slot, `drive ${name} ${change}`);
+      await this.raidTable.idle();
+      return;
+    }
+    if (where === undefined) await this.raidTable.addSpare(name);
+    this.kernel.wake('correction-copy');
+  }
+
+  status(): DkcStatus {
+    const cache = this.drive.cache;
+    return {
+      name: this.name,
+      serial: this.serial,
+      cache: cache
+        ? {
+            mode: this.def.cache?.mode ?? 'write-through',
+            sizeBytes: this.def.cache?.sizeBytes ?? CACHE_DEFAULT_BYTES,
+            usedBytes: cache.allocatedBytes,
+            dirtyBytes: 0,
+            hits: cache.stats.hits,
+            misses: cache.stats.misses,
+          }
+        : null,
+      raidGroups: this.drive.all().map((g) => this.groupStatus(g)),
+      spares: this.raidTable.spares.map((s) => this.bays.status(s)),
+      volumes: [...this.ldevs.values()].map((l) => ({
+        ldev: l.def.number,
+        name: l.def.name,
+        group: l.def.group,
+        blockSize: l.blockSize,
+        blockCount: l.blockCount,
+        allocatedBlocks: l.allocatedBlocks(),
+      })),
+      luns: this.ram.lus().map((e) => ({ port: e.port, lun: e.lun, ldev: e.ldev })),
+      tasks: this.kernel.stats(),
+      clockMs: this.kernel.clock.now(),
+    };
+  }
+
+  private groupStatus(g: RaidGroupDevice): RaidGroupStatus {
+    const members = g.members().map((m) => ({ ...m, health: this.bays.status(m.drive).health }));
+    const s: RaidGroupStatus = {
+      name: g.name,
+      level: g.level,
+      state: g.state,
+      sizeBytes: g.sizeBytes,
+      stripeSizeBytes: g.stripeSizeBytes,
+      rowCount: g.rowCount,
+      members,
+    };
+    const r = members.find((m) => m.state === 'rebuilding');
+    if (r) {
+      s.rebuild = {
+        slot: r.slot,
+        drive: r.drive,
+        rowsDone: r.rebuiltRows,
+        rowCount: g.rowCount,
+        percent: Math.floor((r.rebuiltRows / g.rowCount) * 1000) / 10,
+      };
+    }
+    return s;
+  }
+
+  /** Something happened beneath a RAID group (called synchronously by the group). */
+  private raidEvent(g: RaidGroupDevice, e: RaidEvent): void {
+    switch (e.kind) {
+      case 'member-failed': {
+        this.log.warn({ group: g.name, slot: e.slot, drive: e.drive, reason: e.reason }, 'RAID member failed');
+        const saved = this.raidTable
+          .setSlot(g.name, e.slot, { drive: e.drive, state: 'failed', rebuiltRows: 0 })
+          .catch((err: unknown) => this.log.error({ err, group: g.name }, 'RAID table update failed'));
+        this.drive.holdAcks(saved);
+        this.kernel.wake('correction-copy');
+        return;
+      }
+      case 'media-error-corrected':
+        this.log.warn({ group: g.name, slot: e.slot, drive: e.drive, offset: e.offset, length: e.length }, 'media error corrected from redundancy');
+        return;
+      case 'unrecoverable':
+        this.log.error({ group: g.name, offset: e.offset, length: e.length, reason: e.reason }, 'unrecoverable RAID group error');
+        return;
+      case 'scrub-repaired':
+        this.log.warn({ group: g.name, row: e.row }, 'scrub repaired an inconsistent row');
+        return;
+    }
   }
 
   /** Everything acknowledged on every LDEV is on stable storage (data first, then maps). */
@@ -121,11 +260,19 @@ export class Dkc {
   }
 
   async close(): Promise<void> {
-    // Requests still under way (a transport that gave up waiting for them) finish first.
+    // Requests still under way (a transport that gave up waiting for them) finish first, then
+    // the ROM tasks stop (a rebuild keeps its progress in the RAID table).
     await Promise.all([...this.ldevs.values()].map((l) => l.quiesce()));
-    await this.flush();
+    await this.kernel.stop();
+    try {
+      await this.flush();
+    } catch (err) {
+      // A group that has lost more members than it tolerates cannot flush; shut down anyway.
+      this.log.error({ err }, 'flush at power-off failed');
+    }
     await this.closeLdevs();
-    await this.drive.close();
+    await this.raidTable.idle();
+    await this.bays.close();
     this.log.debug({ cache: this.drive.cache?.stats }, 'DKC closed');
   }
 

@@ -3,6 +3,8 @@
 // sees files or disks directly, only a RAID group's logical address space. Reads and writes pass
 // through the DKC cache (firmware/cache.ts) unless it is off.
 import { CachedGroup, DkcCache } from './cache';
+import type { RaidGroupEntry } from './ram';
+import type { DriveStatus } from './status';
 import { MediumError } from './volume';
 
 /** Where one byte range of a RAID group's logical space lands on one member disk. */
@@ -72,6 +74,26 @@ export type RaidEvent =
   | { kind: 'unrecoverable'; offset: number; length: number; reason: string }
   | { kind: 'scrub-repaired'; row: number };
 
+/** A slot as the firmware's RAID table records it, with the drive now in it. */
+export interface SlotAssignment {
+  drive: Drive;
+  state: MemberState;
+  rebuiltRows: number;
+}
+
+/**
+ * The drive bays of one DKC (emulator/ fills them): every physical drive by name, group members
+ * and spares alike, and how to build a RAID group over some of them. The firmware decides which
+ * drive sits in which slot (firmware/raid-table.ts).
+ */
+export interface DriveBays {
+  drive(name: string): Drive;
+  status(name: string): DriveStatus;
+  assemble(entry: RaidGroupEntry, slots: SlotAssignment[]): RaidGroupDevice;
+  /** Close every drive (groups do not close their members). */
+  close(): Promise<void>;
+}
+
 /** A byte-addressed space the cache sits in front of (offsets and lengths are multiples of 512). */
 export interface BlockDevice {
   readonly name: string;
@@ -120,6 +142,8 @@ export interface RaidGroupDevice extends BlockDevice {
 export class DriveInterface {
   private readonly groups = new Map<string, RaidGroupDevice>();
   private readonly cached = new Map<RaidGroupDevice, CachedGroup>();
+  /** A RAID table update writes must not be acknowledged before (holdAcks). */
+  private ackBarrier: Promise<void> | null = null;
 
   /** cache null: every read and write goes straight to the RAID groups. */
   constructor(groups: Iterable<RaidGroupDevice>, readonly cache: DkcCache | null = null) {
@@ -151,9 +175,24 @@ export class DriveInterface {
     const cg = this.cached.get(g);
     const send = () => g.write(offset, data, 0, length, fua);
     const p = cg ? this.cache!.write(cg, offset, data, length, send) : send();
-    return p.catch((err: unknown) => {
-      throw toMediumError(err, lba, 'write');
+    return p.then(
+      () => this.ackBarrier ?? undefined,
+      (err: unknown) => {
+        throw toMediumError(err, lba, 'write');
+      },
+    );
+  }
+
+  /**
+   * Writes that complete while p is pending are acknowledged only after it: a write that went
+   * degraded past a member that just failed must not be acknowledged before the RAID table
+   * says that member is failed, or a restart would read the stale member as good.
+   */
+  holdAcks(p: Promise<void>): void {
+    const barrier = p.finally(() => {
+      if (this.ackBarrier === barrier) this.ackBarrier = null;
     });
+    this.ackBarrier = barrier;
   }
 
   /** The bytes [offset, +length) of g hold no live data any more (UNMAP): the cache may drop them. */
@@ -170,9 +209,6 @@ export class DriveInterface {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.all().map((g) => g.close()));
-  }
 }
 
 function toMediumError(err: unknown, lba: number, kind: 'read' | 'write'): MediumError {

@@ -6,6 +6,7 @@ import assert from 'node:assert';
 import { AllocationMap } from './allocation-map';
 import type { DriveInterface, RaidGroupDevice } from './drive';
 import { ldevId, ldevNaa, ldevSerial } from './identity';
+import type { Kernel, Program } from './kernel/kernel';
 import { ReadBuffers } from './read-buffers';
 import type { LbaExtent, Volume, WriteOptions } from './volume';
 import { MediumError } from './volume';
@@ -36,6 +37,9 @@ export class Ldev implements Volume {
   private inflight = 0;
   private idle: { promise: Promise<void>; resolve: () => void } | null = null;
   private closed = false;
+  /** The ROM programs host requests run through (seed 001 Fig. 3: the CPU runs the ROM's programs). */
+  private readonly hostRead: Program;
+  private readonly hostWrite: Program;
 
   constructor(
     dkcName: string,
@@ -44,7 +48,10 @@ export class Ldev implements Volume {
     private readonly group: RaidGroupDevice,
     private readonly drive: DriveInterface,
     readonly map: AllocationMap,
+    private readonly kernel: Kernel,
   ) {
+    this.hostRead = kernel.program('host-read');
+    this.hostWrite = kernel.program('host-write');
     assert(def.offsetBytes + def.blockCount * def.blockSize <= group.sizeBytes, `LDEV ${def.name} beyond RAID group ${group.name}`);
     this.id = ldevId(dkcName, def.number);
     this.blockSize = def.blockSize;
@@ -55,6 +62,14 @@ export class Ldev implements Volume {
   }
 
   read(lba: number, blocks: number): Promise<Buffer> {
+    return this.kernel.run(this.hostRead, () => this.readBlocks(lba, blocks));
+  }
+
+  write(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
+    return this.kernel.run(this.hostWrite, () => this.writeBlocks(lba, data, opts));
+  }
+
+  private readBlocks(lba: number, blocks: number): Promise<Buffer> {
     this.checkRange(lba, blocks);
     if (this.closed) return Promise.reject(this.closedError());
     if (blocks === 0) return Promise.resolve(Buffer.alloc(0));
@@ -97,7 +112,7 @@ export class Ldev implements Volume {
     return buf;
   }
 
-  async write(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
+  private async writeBlocks(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
     const bs = this.blockSize;
     if (data.length % bs !== 0) assert.fail(`write of ${data.length} bytes is not whole ${bs}-byte blocks`);
     const blocks = data.length / bs;

@@ -5,6 +5,7 @@
 // together they translate LU address -> LDEV -> RAID group address -> disk address.
 // The per-LDEV allocation bitmaps live here too (owned by each LDEV's AllocationMap).
 // Pair, log and mark tables (claims 14-15) arrive with the later issues that use them.
+import type { RaidLevel } from './drive';
 import type { LdevDefinition } from './ldev';
 
 export interface LuEntry {
@@ -16,9 +17,9 @@ export interface LuEntry {
 
 export interface RaidGroupEntry {
   name: string;
-  level: 0 | 1;
+  level: RaidLevel;
   stripeSizeBytes: number;
-  /** Member disks in order, by the name the drive interface knows them by. */
+  /** Member disks in slot order as configured, by bay name (firmware/raid-table.ts has who is there now). */
   disks: string[];
   diskSizeBytes: number;
   sizeBytes: number;

@@ -22,14 +22,14 @@ dkcs:
 `;
 
 describe('DKC management tables (seed 003 claim 14)', () => {
-  const tmp = tmpDirs();
   let dkc: Dkc;
+  after(async () => dkc.close()); // before tmpDirs' own after hook removes the directory
+  const tmp = tmpDirs();
   before(async () => {
     const r = parseConfig(YAML, 't.yaml');
     assert.ok(r.ok);
     dkc = await openDkc(r.config.dkcs[0], tmp.make(), silentLog);
   });
-  after(async () => dkc.close());
 
   it('LU -> LDEV -> RAID 1 group address -> the same address on both mirrors', () => {
     const c = dkc.resolve('iqn.2026-11.dev.dkc-emu:x', 0, 100)!;

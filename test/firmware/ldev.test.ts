@@ -5,6 +5,7 @@ import { PAGE_BITS } from '../../firmware/allocation-map';
 import type { Dkc } from '../../firmware/dkc';
 import { ldevNaa, ldevSerial } from '../../firmware/identity';
 import { MediumError } from '../../firmware/volume';
+import type { EmulatedBays } from '../../emulator/bays';
 import { openDkc } from '../../emulator/build';
 import { DkcConfig, parseConfig } from '../../emulator/config';
 import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
@@ -203,7 +204,8 @@ describe('LDEV (thin volume)', () => {
     const v = dkc.ldevByName('small');
     await v.write(40, pattern(512, 40, 1, 1), { fua: false });
     const old = dkc;
-    await old.drive.group('rg0').close(); // every member file handle is closed: reads fail
+    const bays = old.bays as EmulatedBays;
+    for (const m of old.drive.group('rg0').members()) bays.bay(m.drive)!.faults.fail(); // every member fails: reads fail
     await assert.rejects(v.read(40, 1), (err: unknown) => err instanceof MediumError && err.lba === 40 && err.kind === 'read');
     for (const n of ['small', 'big4k']) await old.ldevByName(n).close();
     dkc = await openDkc(dkcConfig(), dir, silentLog);
