@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { openDkc } from '../../emulator/build';
 import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
-import { crashConfig, SLOT_BLOCKS, slotMap } from './fixtures/crash-plan';
+import { CRASH_VOLUMES, crashConfig, generation, PARITY_ROW_BYTES, SLOT_BLOCKS, slotMap } from './fixtures/crash-plan';
 
 const CHILD = path.join(__dirname, 'fixtures', 'crash-writer.js');
 
@@ -47,7 +47,7 @@ function runAndKill(dataDir: string, seed: number, killAfter: number, self: bool
   });
 }
 
-describe('LDEV crash safety', () => {
+describe('LDEV crash safety (RAID 1, 0, 5, 6)', () => {
   const tmp = tmpDirs();
   const seed = Number(process.env.SEED ?? 20261122);
 
@@ -65,11 +65,14 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
   assert.ok(out.written.size >= killAfter && !out.done);
   const dkc = await openDkc(crashConfig(), dir, silentLog);
   try {
-    const map = slotMap([dkc.ldevByName('vol'), dkc.ldevByName('vol4k')]);
+    const map = slotMap(CRASH_VOLUMES.map((n) => dkc.ldevByName(n)));
     let checkedData = 0;
     let checkedZero = 0;
+    const perVolume = CRASH_VOLUMES.map(() => 0);
+    let fullRows = 0;
+    let partialRows = 0;
     for (let slot = 0; slot < map.count; slot++) {
-      const { v, base } = map.at(slot);
+      const { v, vi, base } = map.at(slot);
       const bs = v.blockSize;
       const w = out.written.get(slot);
       if (!out.issued.has(slot) || out.unmapped.has(slot)) {
@@ -79,7 +82,7 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
         checkedZero++;
       } else if (w) {
         const got = await v.read(w.lba, w.blocks);
-        const want = pattern(bs, w.lba, w.blocks, seed);
+        const want = pattern(bs, w.lba, w.blocks, generation(seed, vi));
         // If an unmap of this slot was in flight, a block may read data or zeros (unmapped).
         const mayBeUnmapped = out.unmapping.has(slot);
         for (let i = 0; i < w.blocks; i++) {
@@ -88,10 +91,20 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
           assert.ok(ok, `slot ${slot} LBA ${w.lba + i}: acknowledged write lost`);
         }
         checkedData++;
+        perVolume[vi]++;
+        if (vi >= 2) {
+          // vol5, vol6: did this write cover a whole row (full-row write) or only part of one?
+          const rowBlocks = PARITY_ROW_BYTES / bs;
+          if (w.lba % rowBlocks === 0 && w.blocks >= rowBlocks) fullRows++;
+          else partialRows++;
+        }
       }
     }
     assert.ok(checkedData >= killAfter * 0.7, `checked ${checkedData} written slots`);
     assert.ok(checkedZero > 0);
+    // Every level took writes, and the parity groups both kinds of row write.
+    perVolume.forEach((n, vi) => assert.ok(n > 0, `no acknowledged write to ${CRASH_VOLUMES[vi]}`));
+    assert.ok(fullRows > 0 && partialRows > 0, `parity writes: ${fullRows} full rows, ${partialRows} partial`);
   } finally {
     await dkc.close();
   }
