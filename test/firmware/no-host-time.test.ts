@@ -71,11 +71,9 @@ class HostTimeGuard {
   }
 
   private wrapAll(): void {
-    /* eslint-disable @typescript-eslint/no-require-imports */
     const crypto = require('node:crypto') as Record<string, unknown> & { webcrypto: object };
     const timers = require('node:timers') as Record<string, unknown>;
     const timersPromises = require('node:timers/promises') as Record<string, unknown>;
-    /* eslint-enable @typescript-eslint/no-require-imports */
     this.wrap(Date, 'now', 'Date.now');
     this.wrap(Math, 'random', 'Math.random');
     this.wrap(performance, 'now', 'performance.now');
@@ -114,7 +112,6 @@ class HostTimeGuard {
     const own = Object.getOwnPropertyDescriptor(obj, key);
     // node:crypto's getRandomValues is a fixed getter that calls webcrypto's, which is wrapped.
     if (own && !own.configurable) return;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const guard = this;
     const wrapper = function (this: unknown, ...args: unknown[]): unknown {
       guard.record(api, wrapper as AnyFn);
@@ -136,7 +133,6 @@ class HostTimeGuard {
   private wrapHrtime(): void {
     const original = process.hrtime;
     const originalBigint = process.hrtime.bigint;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const guard = this;
     const hrtime = function (time?: [number, number]): [number, number] {
       guard.record('process.hrtime', hrtime as unknown as AnyFn);
