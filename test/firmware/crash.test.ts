@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import type { EmulatedBays } from '../../emulator/bays';
 import { openDkc } from '../../emulator/build';
 import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
-import { CRASH_VOLUMES, crashConfig, generation, PARITY_ROW_BYTES, SLOT_BLOCKS, slotMap } from './fixtures/crash-plan';
+import { CRASH_VOLUMES, crashConfig, generation, PARITY_ROW_BYTES, SLOT_BLOCKS, slotMap, SlotVolume } from './fixtures/crash-plan';
 
 const CHILD = path.join(__dirname, 'fixtures', 'crash-writer.js');
 
@@ -71,6 +72,7 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
     const perVolume = CRASH_VOLUMES.map(() => 0);
     let fullRows = 0;
     let partialRows = 0;
+    const parityReads: { v: SlotVolume; name: string; lba: number; got: Buffer }[] = [];
     for (let slot = 0; slot < map.count; slot++) {
       const { v, vi, base } = map.at(slot);
       const bs = v.blockSize;
@@ -97,6 +99,7 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
           const rowBlocks = PARITY_ROW_BYTES / bs;
           if (w.lba % rowBlocks === 0 && w.blocks >= rowBlocks) fullRows++;
           else partialRows++;
+          parityReads.push({ v, name: CRASH_VOLUMES[vi], lba: w.lba, got });
         }
       }
     }
@@ -105,6 +108,17 @@ async function killAndVerify(dir: string, seed: number, killAfter: number, self:
     // Every level took writes, and the parity groups both kinds of row write.
     perVolume.forEach((n, vi) => assert.ok(n > 0, `no acknowledged write to ${CRASH_VOLUMES[vi]}`));
     assert.ok(fullRows > 0 && partialRows > 0, `parity writes: ${fullRows} full rows, ${partialRows} partial`);
+    // Parity agrees with the data the crash left: with members failed (one of rg5, two of rg6),
+    // reconstructed reads give what the healthy groups gave.
+    for (const d of ['rg5-0', 'rg6-0', 'rg6-1']) {
+      (dkc.bays as EmulatedBays).bay(d)!.faults.fail();
+      await dkc.driveChanged(d, 'failed');
+    }
+    assert.deepEqual(['rg5', 'rg6'].map((g) => dkc.drive.group(g).state), ['degraded', 'degraded']);
+    for (const r of parityReads) {
+      const again = await r.v.read(r.lba, r.got.length / r.v.blockSize);
+      assert.ok(again.equals(r.got), `${r.name} LBA ${r.lba}: degraded read differs from the healthy read`);
+    }
   } finally {
     await dkc.close();
   }
