@@ -27,7 +27,8 @@ function main(file) {
   };
   const targets = [];
   for (const dkc of rack.dkcs || []) {
-    const volumes = new Map((dkc.volumes || []).map((v) => [v.name, v]));
+    const levels = new Map((dkc.raidGroups || []).map((g) => [g.name, g.level]));
+    const volumes = new Map((dkc.volumes || []).map((v) => [v.name, { ...v, level: levels.get(v.group) }]));
     for (const t of dkc.targets || []) targets.push({ t, volumes });
   }
   const lunOf = (entry, pred) => {
@@ -50,6 +51,7 @@ function main(file) {
     set('TEST_LUN_READONLY', lunOf(main, (l) => l.readOnly === true && !sanitizeVol(l)));
     set('TEST_LUN_512E', lunOf(main, (l, v) => plain(l) && bs(v) === 512 && pbs(v) === 4096));
     set('TEST_LUN_SANITIZE', lunOf(main, (l) => sanitizeVol(l) && !l.removable && !l.readOnly));
+    set('TEST_LUN_RAID5', lunOf(main, (l, v) => plain(l) && v.level === 5));
   }
   const chap = targets.find((e) => e.t.chap && !e.t.chap.mutual);
   if (chap) {

@@ -49,11 +49,11 @@
 #                           is not run and counts as 1 failure; timeouts are cut to fit it
 #   SHARED_DIR=../shared    where tools/ lives (beside the project root, also in CI)
 #   TEST_IQN, TEST_LUN_512, TEST_LUN_4K, TEST_LUN_REMOVABLE, TEST_LUN_READONLY, TEST_LUN_512E,
-#   TEST_LUN_SANITIZE, TEST_CHAP_IQN, TEST_CHAP_LUN, TEST_CHAP_USER, TEST_CHAP_SECRET,
+#   TEST_LUN_SANITIZE, TEST_LUN_RAID5, TEST_CHAP_IQN, TEST_CHAP_LUN, TEST_CHAP_USER, TEST_CHAP_SECRET,
 #   TEST_MUTUAL_IQN, TEST_MUTUAL_LUN, TEST_MUTUAL_USER, TEST_MUTUAL_SECRET,
 #   TEST_MUTUAL_TARGET_USER, TEST_MUTUAL_TARGET_SECRET:
 #                           the test layout (default: read from the config, see scripts/README.md);
-#                           TEST_LUN_512E=none / TEST_LUN_SANITIZE=none: the target has no such LU
+#                           TEST_LUN_512E / TEST_LUN_SANITIZE / TEST_LUN_RAID5=none: the target has no such LU
 #                           (that run is left out, with a note in the summary)
 #
 # Timings on the development machine (2 cores; its KVM is kvm_pvm, unusable for a stock
@@ -256,7 +256,7 @@ resolve_layout() {
   fi
   : "${TEST_IQN:=iqn.2026-11.dev.dkc-emu:test.main}"
   : "${TEST_LUN_512:=0}" "${TEST_LUN_4K:=1}" "${TEST_LUN_REMOVABLE:=2}" "${TEST_LUN_READONLY:=3}"
-  : "${TEST_LUN_512E:=4}" "${TEST_LUN_SANITIZE:=5}"
+  : "${TEST_LUN_512E:=4}" "${TEST_LUN_SANITIZE:=5}" "${TEST_LUN_RAID5:=6}"
   : "${TEST_CHAP_IQN:=iqn.2026-11.dev.dkc-emu:test.chap}" "${TEST_CHAP_LUN:=0}"
   : "${TEST_CHAP_USER:=dkc-test}" "${TEST_CHAP_SECRET:=dkc-test-secret1}"
   : "${TEST_MUTUAL_IQN:=iqn.2026-11.dev.dkc-emu:test.mutual}" "${TEST_MUTUAL_LUN:=0}"
@@ -264,7 +264,7 @@ resolve_layout() {
   : "${TEST_MUTUAL_TARGET_USER:=dkc-target}" "${TEST_MUTUAL_TARGET_SECRET:=dkc-tgt-secret2}"
   echo "layout: main $TEST_IQN (512 B LUN $TEST_LUN_512, 4096 B LUN $TEST_LUN_4K," \
        "removable LUN $TEST_LUN_REMOVABLE, read-only LUN $TEST_LUN_READONLY," \
-       "512e LUN $TEST_LUN_512E, sanitize LUN $TEST_LUN_SANITIZE)"
+       "512e LUN $TEST_LUN_512E, sanitize LUN $TEST_LUN_SANITIZE, RAID-5 LUN $TEST_LUN_RAID5)"
   echo "layout: CHAP $TEST_CHAP_IQN LUN $TEST_CHAP_LUN; mutual CHAP $TEST_MUTUAL_IQN LUN $TEST_MUTUAL_LUN"
 }
 
@@ -396,6 +396,12 @@ run_conformance() {
   if [ "$TEST_LUN_512E" = none ]; then note "conformance 512e" "not run (TEST_LUN_512E=none)"
   else
     conformance "512e" "$TEST_LUN_512E" "SCSI.CompareAndWrite.InvalidDataOutSize,SCSI.WriteSame10.UnmapUnaligned,SCSI.WriteSame10.InvalidDataOutSize,SCSI.WriteSame16.UnmapUnaligned,SCSI.WriteSame16.InvalidDataOutSize" 120
+    product_alive || return
+  fi
+  # The same command set on a volume of a RAID-5 group (read-modify-write and full-row writes).
+  if [ "$TEST_LUN_RAID5" = none ]; then note "conformance raid5" "not run (TEST_LUN_RAID5=none)"
+  else
+    conformance "raid5" "$TEST_LUN_RAID5" "SCSI" 600
     product_alive || return
   fi
   # SANITIZE erases the whole LU: only on the LU kept for it.
