@@ -341,6 +341,11 @@ export class CacheJournal {
     return j;
   }
 
+  /** Why the journal takes no more records (a write or sync failed), or null. */
+  get broken(): unknown {
+    return this.failed;
+  }
+
   /** [active, other] file names. */
   get fileNames(): [string, string] {
     return [this.active.name, this.other.name];

@@ -244,7 +244,10 @@ export class DkcCache {
   /** Groups destage wrote to since they were last flushed. */
   private readonly unflushed = new Set<CachedGroup>();
   private pass: Promise<number> | null = null;
+  private stabilizing: Promise<void> | null = null;
   private closing = false;
+  /** Work arrived for destage since its loop last looked. */
+  private wakeRequested = false;
   private closed = false;
 
   constructor(readonly sizeBytes: number, readonly mode: CacheMode = 'write-through') {
@@ -671,6 +674,8 @@ export class DkcCache {
 
   private writeWb(g: CachedGroup, offset: number, data: Buffer, length: number, fua: boolean): Promise<void> {
     if (this.closed) return Promise.reject(new Error('cache: write after close'));
+    // A journal that could not be written takes no more records (nothing after a hole counts).
+    if (this.journal!.broken !== null) return Promise.reject(this.journal!.broken);
     this.lastWriteMs = this.clock!.now();
     const first = Math.floor(offset / CACHE_SLOT_BYTES);
     const last = Math.floor((offset + length - 1) / CACHE_SLOT_BYTES);
@@ -756,7 +761,8 @@ export class DkcCache {
   }
 
   private wakeDestage(): void {
-    if (this.pass === null) this.kernel?.wake(DESTAGE_TASK);
+    this.wakeRequested = true;
+    this.kernel?.wake(DESTAGE_TASK);
   }
 
   private readWb(g: CachedGroup, offset: number, buf: Buffer, bufOffset: number, length: number): Promise<void> {
@@ -906,8 +912,9 @@ export class DkcCache {
 
   private async destageTask(t: TaskContext): Promise<void> {
     while (!t.signal.aborted && !this.closing) {
+      this.wakeRequested = false;
       const idle = t.clock.now() - this.lastWriteMs >= this.idleMs;
-      const urgent = this.dirtyBytesValue >= this.highWaterBytes || this.waiting.length > 0 || this.journal!.needsReclaim;
+      const urgent = this.urgent();
       let progress = false;
       try {
         if (this.dirty.size > 0 && (idle || urgent)) progress = (await this.destagePass()) > 0;
@@ -916,13 +923,20 @@ export class DkcCache {
         this.log?.error({ err }, 'destage: flushing the RAID groups failed');
       }
       t.report(`${this.dirty.size} dirty slots, ${this.dirtyBytesValue} dirty bytes, ${this.counters.destagedBytes} bytes destaged, journal ${this.journal!.sizeBytes} bytes`);
-      if (!progress || !(idle || urgent)) await t.sleep(this.idleMs);
+      const more = progress && this.dirty.size > 0 && (t.clock.now() - this.lastWriteMs >= this.idleMs || this.urgent());
+      // Checked just before sleeping (nothing runs in between): a wake that came while this
+      // pass was under way is not lost.
+      if (!more && !this.wakeRequested && !this.closing) await t.sleep(this.idleMs);
     }
+  }
+
+  private urgent(): boolean {
+    return this.dirtyBytesValue >= this.highWaterBytes || this.waiting.length > 0 || this.journal!.needsReclaim;
   }
 
   /** One pass (never two at once): returns the slots it cleaned. */
   private destagePass(): Promise<number> {
-    const p = (this.pass ?? DONE).then(() => this.destageOnce());
+    const p = (this.pass ?? DONE).catch(noop).then(() => this.destageOnce());
     const mine = p.finally(() => {
       if (this.pass === mine) this.pass = null;
     });
@@ -1017,7 +1031,17 @@ export class DkcCache {
    * Flush the groups destage wrote to, then tell the journal that every record below the
    * oldest still dirty is on stable storage (a checkpoint record; the other file may be reused).
    */
-  private async stabilize(): Promise<void> {
+  private stabilize(): Promise<void> {
+    // One at a time: another must not claim stability while this one's flush is under way.
+    const p = (this.stabilizing ?? DONE).catch(noop).then(() => this.stabilizeOnce());
+    const mine = p.finally(() => {
+      if (this.stabilizing === mine) this.stabilizing = null;
+    });
+    this.stabilizing = mine;
+    return mine;
+  }
+
+  private async stabilizeOnce(): Promise<void> {
     const journal = this.journal!;
     if (this.lastWriteSeq < journal.stableSeq) return;
     let low = journal.nextSeq;
