@@ -319,6 +319,36 @@ describe('DKC cache, write-back', () => {
     await wt.cache.close();
   });
 
+  it('FUA and SYNCHRONIZE CACHE fdatasync the journal; plain writes do not', async () => {
+    const dev = new MemoryGroup(16 * S);
+    const { cache, g } = await openWb(tmp.make(), dev);
+    await cache.write(g, 0, filled(4096, 1), 4096, noSend);
+    assert.equal(cache.journalStats!.datasyncs, 0);
+    await cache.write(g, 4096, filled(4096, 2), 4096, noSend, true);
+    assert.equal(cache.journalStats!.datasyncs, 1);
+    await cache.sync();
+    assert.equal(cache.journalStats!.datasyncs, 2);
+    assert.equal(dev.flushes, 0, 'nothing needed from the groups');
+    await cache.close();
+  });
+
+  it('a failed destage write keeps the data dirty and readable; it is written later', async () => {
+    const dir = tmp.make();
+    const dev = new MemoryGroup(16 * S);
+    const o = await openWb(dir, dev);
+    await o.cache.write(o.g, S, filled(4096, 8), 4096, noSend);
+    dev.failWrites = true;
+    await assert.rejects(o.cache.destageAll(), /could not be destaged/);
+    assert.ok(o.cache.stats.destageErrors > 0);
+    assert.equal(o.cache.stats.dirtyBytes, 4096);
+    const back = Buffer.alloc(4096);
+    await o.cache.read(o.g, S, back, 0, 4096);
+    assert.ok(back.equals(filled(4096, 8)));
+    dev.failWrites = false;
+    await o.cache.close();
+    assert.ok(dev.bytes.subarray(S, S + 4096).equals(filled(4096, 8)));
+  });
+
   it('a journal naming a RAID group that is not there is refused, not dropped', async () => {
     const dir = tmp.make();
     const o = await openWb(dir, new MemoryGroup(16 * S, 'rg-old'));
