@@ -65,6 +65,7 @@ export class Dkc {
   readonly ram = new Ram();
   readonly hostInterface: HostInterface;
   private readonly ldevs = new Map<number, Ldev>();
+  private cache!: DkcCache;
 
   private constructor(
     readonly def: DkcDefinition,
@@ -101,9 +102,16 @@ export class Dkc {
     const groups = def.raidGroups.map((g) =>
       bays.assemble(g, table.slots(g.name).map((s) => ({ drive: bays.drive(s.drive), state: s.state, rebuiltRows: s.rebuiltRows }))),
     );
-    const c = def.cache ?? { sizeBytes: CACHE_DEFAULT_BYTES, mode: 'write-through' };
-    const cache = c.mode === 'off' ? null : new DkcCache(c.sizeBytes);
-    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache), bays, table, dlog);
+    // Opened in every mode: a journal a write-back run left behind is replayed first.
+    const cache = await DkcCache.open({
+      ...(def.cache ?? { sizeBytes: CACHE_DEFAULT_BYTES, mode: 'write-through' }),
+      groups,
+      dir: path.join(metaDir, 'cache'),
+      kernel,
+      log: dlog,
+    });
+    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache.mode === 'off' ? null : cache), bays, table, dlog);
+    dkc.cache = cache;
     for (const rg of def.raidGroups) dkc.ram.addRaidGroup(rg);
     for (const d of def.ldevs) dkc.ram.addLdev(d);
     for (const lu of def.lus) dkc.ram.addLu(lu);
@@ -175,20 +183,10 @@ export class Dkc {
   }
 
   status(): DkcStatus {
-    const cache = this.drive.cache;
     return {
       name: this.name,
       serial: this.serial,
-      cache: cache
-        ? {
-            mode: this.def.cache?.mode ?? 'write-through',
-            sizeBytes: this.def.cache?.sizeBytes ?? CACHE_DEFAULT_BYTES,
-            usedBytes: cache.allocatedBytes,
-            dirtyBytes: 0,
-            hits: cache.stats.hits,
-            misses: cache.stats.misses,
-          }
-        : null,
+      cache: this.cache.stats,
       raidGroups: this.drive.all().map((g) => this.groupStatus(g)),
       spares: this.raidTable.spares.map((s) => this.bays.status(s)),
       volumes: [...this.ldevs.values()].map((l) => ({
@@ -263,6 +261,11 @@ export class Dkc {
     // Requests still under way (a transport that gave up waiting for them) finish first, then
     // the ROM tasks stop (a rebuild keeps its progress in the RAID table).
     await Promise.all([...this.ldevs.values()].map((l) => l.quiesce()));
+    try {
+      await this.cache.close(); // destage everything (what cannot be written stays in the journal)
+    } catch (err) {
+      this.log.error({ err }, 'cache destage at power-off failed; the journal keeps the data');
+    }
     await this.kernel.stop();
     try {
       await this.flush();
@@ -273,7 +276,7 @@ export class Dkc {
     await this.closeLdevs();
     await this.raidTable.idle();
     await this.bays.close();
-    this.log.debug({ cache: this.drive.cache?.stats }, 'DKC closed');
+    this.log.debug({ cache: this.cache.stats }, 'DKC closed');
   }
 
   private async closeLdevs(): Promise<void> {

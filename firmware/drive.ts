@@ -174,7 +174,7 @@ export class DriveInterface {
   write(g: RaidGroupDevice, offset: number, data: Buffer, length: number, fua: boolean, lba: number): Promise<void> {
     const cg = this.cached.get(g);
     const send = () => g.write(offset, data, 0, length, fua);
-    const p = cg ? this.cache!.write(cg, offset, data, length, send) : send();
+    const p = cg ? this.cache!.write(cg, offset, data, length, send, fua) : send();
     return p.then(
       () => this.ackBarrier ?? undefined,
       (err: unknown) => {
@@ -203,12 +203,13 @@ export class DriveInterface {
 
   async flush(g: RaidGroupDevice, lba: number): Promise<void> {
     try {
+      // SYNCHRONIZE CACHE: write-back data is durable once its journal is (fdatasync).
+      await this.cache?.sync();
       await g.flush();
     } catch (err) {
       throw toMediumError(err, lba, 'write');
     }
   }
-
 }
 
 function toMediumError(err: unknown, lba: number, kind: 'read' | 'write'): MediumError {

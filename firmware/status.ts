@@ -39,7 +39,7 @@ export interface VolumeStatus {
 export interface DkcStatus {
   name: string;
   serial: number;
-  cache: { mode: string; sizeBytes: number; usedBytes: number; dirtyBytes: number; hits: number; misses: number } | null;
+  cache: { mode: string; sizeBytes: number; usedBytes: number; dirtyBytes: number; hits: number; misses: number };
   raidGroups: RaidGroupStatus[];
   /** Drives in the spare pool, not (yet) in any group. */
   spares: DriveStatus[];

@@ -68,7 +68,7 @@ describe('rack config', () => {
       const d = r.config.dkcs[0];
       const [main, chap, mutual] = d.targets;
       const vol = (name: string) => d.volumes.find((v) => v.name === name)!;
-      assert.equal(main.luns.length, 6);
+      assert.equal(main.luns.length, 7);
       assert.equal(vol(main.luns[0].volume).blockSize, 512);
       assert.ok(vol(main.luns[0].volume).sizeBytes >= 2 ** 30, 'LUN 0 carries ext4 from the Linux initiator test');
       assert.equal(vol(main.luns[1].volume).blockSize, 4096);
@@ -80,6 +80,8 @@ describe('rack config', () => {
       assert.equal(vol(main.luns[4].volume).physicalBlockSize, 4096);
       assert.equal(main.luns[5].volume, 'sanitize');
       assert.ok(!main.luns[5].readOnly && !main.luns[5].removable);
+      // LUN 6 on a RAID-5 group (the conformance suite on RAID 5)
+      assert.equal(d.raidGroups.find((g) => g.name === vol(main.luns[6].volume).group)?.level, 5);
       assert.equal(main.chap, undefined);
       assert.ok(chap.chap && !chap.chap.mutualUser);
       assert.ok(mutual.chap?.mutualUser && mutual.chap.mutualSecret);
