@@ -15,6 +15,7 @@ import { DiskExtent, DriveBays, DriveInterface, RaidEvent, RaidGroupDevice } fro
 import { ldevHex } from './identity';
 import { Kernel } from './kernel/kernel';
 import { Ldev, LdevDefinition } from './ldev';
+import { PairManager } from './pairs';
 import { RaidTable } from './raid-table';
 import { LuEntry, Ram, RaidGroupEntry } from './ram';
 import type { DkcStatus, RaidGroupStatus } from './status';
@@ -66,6 +67,8 @@ export class Dkc {
   readonly hostInterface: HostInterface;
   private readonly ldevs = new Map<number, Ldev>();
   private cache!: DkcCache;
+  /** Pairs of this DKC's volumes (seed 002: split mirrors). */
+  pairs!: PairManager;
 
   private constructor(
     readonly def: DkcDefinition,
@@ -125,6 +128,7 @@ export class Dkc {
         });
         dkc.ldevs.set(d.number, new Ldev(def.name, def.serial, d, dkc.drive.group(d.group), dkc.drive, map, kernel));
       }
+      dkc.pairs = await PairManager.open({ dir: path.join(metaDir, 'pairs'), kernel, ldev: (n) => dkc.ldevs.get(n), log: dlog });
     } catch (err) {
       await dkc.closeLdevs();
       throw err;
@@ -260,6 +264,7 @@ export class Dkc {
   async close(): Promise<void> {
     // Requests still under way (a transport that gave up waiting for them) finish first, then
     // the ROM tasks stop (a rebuild keeps its progress in the RAID table).
+    await this.pairs.quiesce(); // the pair copier stops first: it does I/O on the LDEVs
     await Promise.all([...this.ldevs.values()].map((l) => l.quiesce()));
     try {
       await this.cache.close(); // destage everything (what cannot be written stays in the journal)
@@ -273,6 +278,7 @@ export class Dkc {
       // A group that has lost more members than it tolerates cannot flush; shut down anyway.
       this.log.error({ err }, 'flush at power-off failed');
     }
+    await this.pairs.close(); // after the flush: the bitmaps saved clean say the copied data is there
     await this.closeLdevs();
     await this.raidTable.idle();
     await this.bays.close();

@@ -23,6 +23,17 @@ export interface LdevDefinition {
   blockCount: number;
 }
 
+/** A host write or unmap, as a write hook sees it. */
+export type HostUpdate = { kind: 'write'; lba: number; data: Buffer; fua: boolean } | { kind: 'unmap'; lba: number; blocks: number };
+
+/**
+ * Sees every host write and unmap before it is acknowledged (the pair manager: duplex writes and
+ * the difference bitmap, firmware/pairs.ts). `local` performs the update on this LDEV; the hook
+ * decides when, and what else must happen before the acknowledgement. Internal I/O (copy, resync)
+ * uses internalWrite/internalUnmap, which do not call the hook.
+ */
+export type WriteHook = (ldev: Ldev, update: HostUpdate, local: () => Promise<void>) => Promise<void>;
+
 /** Read data for the host interface comes from shared slabs (fewer allocations per command). */
 const readBuffers = new ReadBuffers();
 
@@ -40,6 +51,8 @@ export class Ldev implements Volume {
   /** The ROM programs host requests run through (seed 001 Fig. 3: the CPU runs the ROM's programs). */
   private readonly hostRead: Program;
   private readonly hostWrite: Program;
+  /** Set by the pair manager while this LDEV is in a pair. */
+  writeHook: WriteHook | null = null;
 
   constructor(
     dkcName: string,
@@ -66,6 +79,14 @@ export class Ldev implements Volume {
   }
 
   write(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
+    return this.kernel.run(this.hostWrite, () => {
+      const local = () => this.writeBlocks(lba, data, opts);
+      return this.writeHook ? this.writeHook(this, { kind: 'write', lba, data, fua: opts.fua }, local) : local();
+    });
+  }
+
+  /** A write by the firmware itself (copy, resync): the same path as host I/O, without the hook. */
+  internalWrite(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
     return this.kernel.run(this.hostWrite, () => this.writeBlocks(lba, data, opts));
   }
 
@@ -131,7 +152,17 @@ export class Ldev implements Volume {
     }
   }
 
-  async unmap(lba: number, blocks: number): Promise<void> {
+  unmap(lba: number, blocks: number): Promise<void> {
+    const local = () => this.unmapBlocks(lba, blocks);
+    return this.writeHook ? this.writeHook(this, { kind: 'unmap', lba, blocks }, local) : local();
+  }
+
+  /** An unmap by the firmware itself (copy, resync), without the hook. */
+  internalUnmap(lba: number, blocks: number): Promise<void> {
+    return this.unmapBlocks(lba, blocks);
+  }
+
+  private async unmapBlocks(lba: number, blocks: number): Promise<void> {
     this.checkRange(lba, blocks);
     if (blocks === 0) return;
     this.enter();

@@ -1,0 +1,98 @@
+// The pair table (seed 003 claim 14 lists pair tables among the management tables; seed 002
+// Fig. 2: user volume, secondary volume, difference bitmap), kept in the data directory so a
+// restart finds every pair in the state it was left in. Whole-document atomic writes
+// (firmware/durable.ts), serialized, like the RAID table. The difference bitmaps are not in it:
+// each pair's bitmap is a BitmapStore file (firmware/bitmap-store.ts) named after the pair.
+import { promises as fs } from 'node:fs';
+import type { BlockExtent } from './block-bitmap';
+import { writeFileAtomic } from './durable';
+
+const FORMAT = 'dkc-emu-pair-table/1';
+
+/**
+ * SMPL is a volume in no pair (no row). COPY: an initial copy or a resync is under way (host
+ * writes go to both volumes). PAIR: duplex. PSUS: split (all of the volume, or listed areas).
+ * PSUE: suspended by a failure; only a full copy is trusted again.
+ */
+export type PairState = 'SMPL' | 'COPY' | 'PAIR' | 'PSUS' | 'PSUE';
+export const PAIR_STATES: readonly PairState[] = ['SMPL', 'COPY', 'PAIR', 'PSUS', 'PSUE'];
+
+/** Which way the copier copies: primary to secondary, or back (reverse resync). */
+export type CopyDirection = 'forward' | 'reverse';
+
+export interface PairRow {
+  id: string;
+  /** LDEV numbers. */
+  primary: number;
+  secondary: number;
+  /** Consistency group: its pairs split at one instant. */
+  group?: string;
+  state: Exclude<PairState, 'SMPL'>;
+  direction: CopyDirection;
+  /** Blocks one difference-bitmap bit stands for. */
+  blocksPerBit: number;
+  /** Split areas in blocks, rounded out to whole units (seed 002 pair split bit map 10). */
+  splitAreas: BlockExtent[];
+  /** Blocks to copy when the current copy started (progress = 1 - remaining / this). */
+  copyTotalBlocks: number;
+  /** Why the pair is PSUE. */
+  reason?: string;
+}
+
+interface Doc {
+  format: string;
+  pairs: PairRow[];
+}
+
+export class PairTable {
+  private chain: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly file: string, readonly rows: PairRow[]) {}
+
+  static async open(file: string): Promise<PairTable> {
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return new PairTable(file, []);
+    }
+    return new PairTable(file, parse(file, text).pairs);
+  }
+
+  /** Resolves when this and every earlier change is durable (rows are snapshotted now). */
+  save(): Promise<void> {
+    const doc: Doc = { format: FORMAT, pairs: this.rows };
+    const text = `${JSON.stringify(doc, null, 1)}\n`;
+    this.chain = this.chain.catch(() => undefined).then(() => writeFileAtomic(this.file, text));
+    return this.chain;
+  }
+
+  idle(): Promise<void> {
+    return this.chain.catch(() => undefined);
+  }
+}
+
+function parse(file: string, text: string): Doc {
+  let doc: Doc;
+  try {
+    doc = JSON.parse(text) as Doc;
+  } catch (err) {
+    throw new Error(`${file}: not JSON (${(err as Error).message})`);
+  }
+  if (doc?.format !== FORMAT || !Array.isArray(doc.pairs)) throw new Error(`${file}: not a ${FORMAT} document`);
+  for (const r of doc.pairs) {
+    const ok =
+      typeof r.id === 'string' &&
+      Number.isSafeInteger(r.primary) &&
+      Number.isSafeInteger(r.secondary) &&
+      ['COPY', 'PAIR', 'PSUS', 'PSUE'].includes(r.state) &&
+      ['forward', 'reverse'].includes(r.direction) &&
+      Number.isSafeInteger(r.blocksPerBit) &&
+      r.blocksPerBit > 0 &&
+      Array.isArray(r.splitAreas) &&
+      Number.isSafeInteger(r.copyTotalBlocks);
+    if (!ok) throw new Error(`${file}: bad pair row ${JSON.stringify(r)}`);
+  }
+  return doc;
+}

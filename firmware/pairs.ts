@@ -1,0 +1,660 @@
+// Pairs in one DKC: a primary (user) volume mirrored to a secondary volume, after seed 002
+// (first embodiment: pair split and resync with a difference bitmap, Figs. 2-3; third
+// embodiment: split of listed areas only with a pair split bitmap, Figs. 5-7).
+//
+// Per pair, two bitmaps of the same unit (DIFF_UNIT_BYTES worth of blocks per bit):
+//   diff  (seed 002 difference bit map 9): units where primary and secondary may differ, i.e.
+//         what a copy or resync must copy. Persisted (BitmapStore, dirty protocol): a bit is set
+//         in RAM, the file is marked dirty and that is durable before the host write that caused
+//         it starts; after a crash the file is untrusted and loads as all ones (a full copy).
+//   split (seed 002 pair split bit map 10): units that are split. The whole volume for a pair
+//         split (PSUS), listed areas rounded out to whole units for an area split (seed 002
+//         [0042] allows one bit per n blocks). Persisted as extents in the pair table.
+// Host writes to the primary (seed 002 Fig. 6): in split units, set diff and write the primary
+// only (step 64); elsewhere write both volumes before the acknowledgement (step 65), in COPY as
+// in PAIR (simple and correct: the copier and host writes exclude each other per range).
+// The copier (perpetual ROM task pair-copy) copies units set in diff and not split, in chunks of
+// at most copyBlocksPerStep blocks, and clears them (seed 002 Fig. 7 steps 71-74).
+import * as path from 'node:path';
+import type pino from 'pino';
+import { BitmapStore, PersistentBitmap } from './bitmap-store';
+import { BlockBitmap, BlockExtent } from './block-bitmap';
+import type { Kernel, Program, TaskContext } from './kernel/kernel';
+import type { HostUpdate, Ldev } from './ldev';
+import {
+  PairExistsError,
+  PairNotFoundError,
+  PairRangeError,
+  PairStateError,
+  PairVolumeError,
+  SecondaryProtectedError,
+} from './pair-errors';
+import { PairRow, PairState, PairTable } from './pair-table';
+
+export * from './pair-errors';
+export type { PairState, CopyDirection } from './pair-table';
+
+/** Bytes of a volume one difference-bitmap bit stands for. */
+export const DIFF_UNIT_BYTES = 64 * 1024;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+export interface PairCopyOptions {
+  /** Bound on the blocks one copier step copies (default 2048). */
+  copyBlocksPerStep?: number;
+  /** Clock time the copier rests between steps (default 1 ms). */
+  paceMs?: number;
+  /** How often the copier looks for work when nothing woke it (default 1000 ms). */
+  idleMs?: number;
+  /** Copier steps between two saves of a pair's difference bitmap (default 64). */
+  stepsPerCheckpoint?: number;
+}
+
+export interface PairStatus {
+  id: string;
+  primary: number;
+  secondary: number;
+  group?: string;
+  state: PairState;
+  direction: 'forward' | 'reverse';
+  splitAreas: BlockExtent[];
+  /** Blocks the difference bitmap marks (units that may differ). */
+  differenceBlocks: number;
+  copy: { totalBlocks: number; remainingBlocks: number; percent: number };
+  reason?: string;
+}
+
+export interface PairManagerOptions {
+  /** Directory for the pair table and the difference bitmaps. */
+  dir: string;
+  kernel: Kernel;
+  /** The DKC's LDEVs by number (undefined: not configured). */
+  ldev(n: number): Ldev | undefined;
+  log: pino.Logger;
+  copy?: PairCopyOptions;
+}
+
+/** A range some I/O holds on a pair (a host write, or the copier's chunk). */
+interface Hold {
+  lba: number;
+  blocks: number;
+  done: Promise<void>;
+}
+
+class Pair {
+  /** Host writes to the primary under way. */
+  readonly inflight = new Set<Hold>();
+  /** The copier's chunk under way. */
+  copying: Hold | null = null;
+  /** Where the copier goes on (a unit boundary). */
+  cursor = 0;
+  stepsSinceSave = 0;
+  deleted = false;
+
+  constructor(
+    readonly row: PairRow,
+    readonly p: Ldev,
+    readonly s: Ldev,
+    readonly diff: PersistentBitmap,
+    readonly split: BlockBitmap,
+  ) {}
+
+  get bpb(): number {
+    return this.split.blocksPerBit;
+  }
+}
+
+export class PairManager {
+  private readonly pairs = new Map<string, Pair>();
+  private readonly byLdev = new Map<number, { pair: Pair; role: 'primary' | 'secondary' }>();
+  private stopping = false;
+  /** The copier's current step (quiesce waits for it). */
+  private step: Promise<unknown> = Promise.resolve();
+  private readonly copyOpts: Required<PairCopyOptions>;
+  private readonly commandProgram: Program;
+
+  private constructor(
+    private readonly opts: PairManagerOptions,
+    private readonly table: PairTable,
+    private readonly store: BitmapStore,
+  ) {
+    this.commandProgram = opts.kernel.program('pair-command');
+    const c = opts.copy ?? {};
+    this.copyOpts = {
+      copyBlocksPerStep: c.copyBlocksPerStep ?? 2048,
+      paceMs: c.paceMs ?? 1,
+      idleMs: c.idleMs ?? 1000,
+      stepsPerCheckpoint: c.stepsPerCheckpoint ?? 64,
+    };
+  }
+
+  /** Load the pair table and each pair's bitmaps, hook the volumes, start the copier. */
+  static async open(opts: PairManagerOptions): Promise<PairManager> {
+    const table = await PairTable.open(path.join(opts.dir, 'pair-table.json'));
+    const m = new PairManager(opts, table, new BitmapStore(opts.dir));
+    let changed = false;
+    try {
+      for (const row of table.rows) {
+        const p = opts.ldev(row.primary);
+        const s = opts.ldev(row.secondary);
+        if (!p || !s) throw new Error(`pair ${row.id}: LDEV ${p ? row.secondary : row.primary} is not configured`);
+        const diff = await m.store.open(bitmapName(row.id), { volumeBlocks: p.blockCount, blocksPerBit: row.blocksPerBit });
+        const split = new BlockBitmap(p.blockCount, row.blocksPerBit);
+        for (const a of row.splitAreas) split.markBlocks(a.lba, a.blocks);
+        const pair = new Pair(row, p, s, diff, split);
+        if (!diff.trusted) {
+          opts.log.warn({ pair: row.id, reason: diff.reason }, 'difference bitmap not trusted: every unit will be copied');
+          // A pair that was duplex may have lost differences with the bitmap: copy everything.
+          if (row.state === 'PAIR') {
+            row.state = 'COPY';
+            row.copyTotalBlocks = p.blockCount;
+            changed = true;
+          }
+        }
+        m.attach(pair);
+      }
+      if (changed) await table.save();
+    } catch (err) {
+      await m.closeBitmaps();
+      throw err;
+    }
+    opts.kernel.start('pair-copy', (t) => m.copyTask(t));
+    return m;
+  }
+
+  // ---- operations -------------------------------------------------------------------------
+
+  /** Create a pair: state COPY, an initial copy of every unit in the background, then PAIR. */
+  create(primary: number, secondary: number, o: { id?: string; group?: string } = {}): Promise<PairStatus> {
+    return this.command(() => this.createOp(primary, secondary, o));
+  }
+
+  private async createOp(primary: number, secondary: number, o: { id?: string; group?: string } = {}): Promise<PairStatus> {
+    const id = o.id ?? `${primary}-${secondary}`;
+    if (!ID_RE.test(id)) throw new PairVolumeError(`bad pair id ${JSON.stringify(id)}`);
+    if (this.pairs.has(id)) throw new PairExistsError(id);
+    const p = this.volume(primary);
+    const s = this.volume(secondary);
+    if (primary === secondary) throw new PairVolumeError(`LDEV ${primary} cannot be paired with itself`);
+    if (p.blockSize !== s.blockSize || p.blockCount !== s.blockCount) {
+      throw new PairVolumeError(`LDEVs ${primary} and ${secondary} differ in size (${p.blockCount}x${p.blockSize}, ${s.blockCount}x${s.blockSize})`);
+    }
+    for (const n of [primary, secondary]) if (this.byLdev.has(n)) throw new PairVolumeError(`LDEV ${n} is already in pair ${this.byLdev.get(n)!.pair.row.id}`);
+    const blocksPerBit = Math.max(1, DIFF_UNIT_BYTES / p.blockSize);
+    // A file left by a pair deleted in a crash is not this pair's: start from all ones.
+    await this.store.remove(bitmapName(id));
+    const diff = await this.store.create(bitmapName(id), { volumeBlocks: p.blockCount, blocksPerBit }, 'set');
+    const row: PairRow = { id, primary, secondary, state: 'COPY', direction: 'forward', blocksPerBit, splitAreas: [], copyTotalBlocks: p.blockCount };
+    if (o.group !== undefined) row.group = o.group;
+    const pair = new Pair(row, p, s, diff, new BlockBitmap(p.blockCount, blocksPerBit));
+    this.table.rows.push(row);
+    this.attach(pair);
+    const created = this.status(id); // as created: the copy may be done by the time the save is
+    await this.table.save();
+    this.opts.log.info({ pair: id, primary, secondary }, 'pair created; initial copy');
+    this.opts.kernel.wake('pair-copy');
+    return created;
+  }
+
+  /**
+   * Split pairs at one instant (seed 002 Fig. 3 step 44): from this call on, host writes are no
+   * longer reflected on the secondaries; it resolves once the writes already under way have
+   * landed, so every write acknowledged before the call is on the secondary. Several ids (a
+   * consistency group) split at the same instant: all are checked first, then all flip.
+   */
+  split(ids: string | string[]): Promise<void> {
+    return this.command(() => this.splitOp(ids));
+  }
+
+  private async splitOp(ids: string | string[]): Promise<void> {
+    const pairs = (Array.isArray(ids) ? ids : [ids]).map((id) => this.pair(id));
+    for (const pair of pairs) if (pair.row.state !== 'PAIR') throw new PairStateError(pair.row.id, pair.row.state, 'split', 'needs PAIR');
+    for (const pair of pairs) {
+      pair.split.bits.setAll();
+      pair.row.state = 'PSUS';
+    }
+    await this.drainAndSave(pairs);
+  }
+
+  /** Split every pair of a consistency group at one instant. */
+  async splitGroup(group: string): Promise<void> {
+    const ids = [...this.pairs.values()].filter((p) => p.row.group === group).map((p) => p.row.id);
+    if (ids.length === 0) throw new PairNotFoundError(`group ${group}`);
+    await this.split(ids);
+  }
+
+  /**
+   * Split listed areas only (seed 002 Fig. 6 step 60-61): mirroring goes on elsewhere. From PAIR,
+   * or PSUS by areas with no resync under way; areas add to those already split.
+   */
+  splitAreas(id: string, areas: BlockExtent[]): Promise<void> {
+    return this.command(() => this.splitAreasOp(id, areas));
+  }
+
+  private async splitAreasOp(id: string, areas: BlockExtent[]): Promise<void> {
+    const pair = this.pair(id);
+    this.checkAreas(pair, areas);
+    const st = pair.row.state;
+    if (st !== 'PAIR' && st !== 'PSUS') throw new PairStateError(id, st, 'area split', 'needs PAIR or PSUS');
+    if (this.workBlocks(pair) > 0) throw new PairStateError(id, st, 'area split', 'a copy is under way');
+    for (const a of areas) pair.split.markBlocks(a.lba, a.blocks);
+    pair.row.state = 'PSUS';
+    await this.drainAndSave([pair]);
+  }
+
+  /**
+   * Resync (seed 002 Fig. 7): un-split all areas, or those the listed ranges touch, and copy the
+   * units that differ there from the primary to the secondary. Resolves once the copy is
+   * scheduled; the pair is COPY until it ends and then PAIR (PSUS while other areas stay split).
+   * From PSUE, a full copy.
+   */
+  resync(id: string, areas?: BlockExtent[]): Promise<PairStatus> {
+    return this.command(() => this.resyncOp(id, areas));
+  }
+
+  private async resyncOp(id: string, areas?: BlockExtent[]): Promise<PairStatus> {
+    const pair = this.pair(id);
+    const st = pair.row.state;
+    if (areas) this.checkAreas(pair, areas);
+    if (st === 'PSUE' && !areas) {
+      pair.diff.bitmap.bits.setAll();
+      pair.split.bits.reset();
+      pair.row.reason = undefined;
+    } else if (st === 'PSUS') {
+      if (areas) for (const a of areas) unsplit(pair.split, a);
+      else pair.split.bits.reset();
+    } else {
+      throw new PairStateError(id, st, areas ? 'area resync' : 'resync', areas ? 'needs PSUS' : 'needs PSUS or PSUE');
+    }
+    pair.row.direction = 'forward';
+    return this.startCopy(pair);
+  }
+
+  /** Reverse resync: restore the primary from the split secondary; then PAIR. */
+  reverseResync(id: string): Promise<PairStatus> {
+    return this.command(() => this.reverseResyncOp(id));
+  }
+
+  private async reverseResyncOp(id: string): Promise<PairStatus> {
+    const pair = this.pair(id);
+    const st = pair.row.state;
+    if (st !== 'PSUS' || !pair.split.bits.allSet(0, pair.split.bits.size)) throw new PairStateError(id, st, 'reverse resync', 'needs a whole-volume PSUS');
+    pair.split.bits.reset();
+    pair.row.direction = 'reverse';
+    return this.startCopy(pair);
+  }
+
+  /** Dissolve the pair (both volumes SMPL); the secondary keeps what it holds. */
+  delete(id: string): Promise<void> {
+    return this.command(() => this.deleteOp(id));
+  }
+
+  private async deleteOp(id: string): Promise<void> {
+    const pair = this.pair(id);
+    pair.deleted = true;
+    this.detach(pair);
+    await Promise.all([...pair.inflight].map((h) => h.done));
+    await pair.copying?.done;
+    const i = this.table.rows.indexOf(pair.row);
+    if (i >= 0) this.table.rows.splice(i, 1);
+    await this.table.save();
+    await pair.diff.close();
+    await this.store.remove(bitmapName(id));
+    this.opts.log.info({ pair: id }, 'pair deleted');
+  }
+
+  status(id: string): PairStatus {
+    const pair = this.pair(id);
+    const r = pair.row;
+    const remaining = this.workBlocks(pair);
+    const total = Math.max(r.copyTotalBlocks, remaining);
+    const s: PairStatus = {
+      id: r.id,
+      primary: r.primary,
+      secondary: r.secondary,
+      state: r.state,
+      direction: r.direction,
+      splitAreas: [...pair.split.extents()],
+      differenceBlocks: pair.diff.bitmap.countBlocks(),
+      copy: { totalBlocks: total, remainingBlocks: remaining, percent: total === 0 ? 100 : Math.floor(((total - remaining) / total) * 1000) / 10 },
+    };
+    if (r.group !== undefined) s.group = r.group;
+    if (r.reason !== undefined) s.reason = r.reason;
+    return s;
+  }
+
+  list(): PairStatus[] {
+    return [...this.pairs.keys()].map((id) => this.status(id));
+  }
+
+  /** The state of an LDEV with respect to pairs (SMPL when in none). */
+  volumeState(ldev: number): PairState {
+    return this.byLdev.get(ldev)?.pair.row.state ?? 'SMPL';
+  }
+
+  /** Change the copier's pace (the operator's copy pace; tests slow it to watch a copy). */
+  setCopyOptions(o: PairCopyOptions): void {
+    Object.assign(this.copyOpts, Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)));
+    this.opts.kernel.wake('pair-copy');
+  }
+
+  /** Stop the copier after its current step (power-off, before host I/O is drained). */
+  async quiesce(): Promise<void> {
+    this.stopping = true;
+    this.opts.kernel.wake('pair-copy');
+    await this.step.catch(() => undefined);
+  }
+
+  /** After the data is flushed: save every bitmap clean and the table (power-off). */
+  async close(): Promise<void> {
+    this.stopping = true;
+    await this.step.catch(() => undefined);
+    for (const pair of this.pairs.values()) {
+      try {
+        await pair.diff.save();
+      } catch (err) {
+        this.opts.log.error({ err, pair: pair.row.id }, 'difference bitmap save at power-off failed');
+      }
+    }
+    await this.table.save().catch((err: unknown) => this.opts.log.error({ err }, 'pair table save at power-off failed'));
+    await this.closeBitmaps();
+  }
+
+  // ---- host I/O (the LDEV write hook) -------------------------------------------------------
+
+  private attach(pair: Pair): void {
+    this.pairs.set(pair.row.id, pair);
+    this.byLdev.set(pair.row.primary, { pair, role: 'primary' });
+    this.byLdev.set(pair.row.secondary, { pair, role: 'secondary' });
+    const hook = (ldev: Ldev, u: HostUpdate, local: () => Promise<void>) => this.hostUpdate(ldev, u, local);
+    pair.p.writeHook = hook;
+    pair.s.writeHook = hook;
+  }
+
+  private detach(pair: Pair): void {
+    this.pairs.delete(pair.row.id);
+    this.byLdev.delete(pair.row.primary);
+    this.byLdev.delete(pair.row.secondary);
+    pair.p.writeHook = null;
+    pair.s.writeHook = null;
+  }
+
+  private hostUpdate(ldev: Ldev, u: HostUpdate, local: () => Promise<void>): Promise<void> {
+    const e = this.byLdev.get(ldev.def.number);
+    if (!e) return local();
+    const blocks = u.kind === 'write' ? u.data.length / ldev.blockSize : u.blocks;
+    if (blocks === 0) return local();
+    return e.role === 'primary' ? this.primaryUpdate(e.pair, u, u.lba, blocks, local) : this.secondaryUpdate(e.pair, u.lba, blocks, local);
+  }
+
+  /** seed 002 Fig. 6 steps 62-65. */
+  private async primaryUpdate(pair: Pair, u: HostUpdate, lba: number, blocks: number, local: () => Promise<void>): Promise<void> {
+    // The copier's chunk and a host write to the same blocks exclude each other, so the copier
+    // never writes older data over a newer duplex write.
+    while (pair.copying && overlaps(pair.copying, lba, blocks)) await pair.copying.done;
+    if (pair.row.state === 'PSUE' || pair.deleted) return local();
+    // From here to the writes' start nothing yields but markDirty: the decision below is made
+    // at one instant with respect to splits, and the hold makes a split wait for this write.
+    const mirrored = mirroredRuns(pair.split, lba, blocks);
+    const local_ = splitRuns(pair.split, lba, blocks);
+    for (const r of local_) pair.diff.bitmap.markBlocks(r.lba, r.blocks);
+    let release!: () => void;
+    const hold: Hold = { lba, blocks, done: new Promise<void>((r) => (release = r)) };
+    pair.inflight.add(hold);
+    try {
+      // seed 002 Fig. 6 step 64: the bit is on (durably: also when another write set it) before the write
+      if (local_.length > 0) await pair.diff.markDirty();
+      const localP = local();
+      const remoteP = Promise.all(mirrored.map((r) => this.mirror(pair, u, r))).then(
+        () => undefined,
+        (err: unknown) => this.suspend(pair, `secondary write failed: ${(err as Error).message}`),
+      );
+      const [l] = await Promise.allSettled([localP, remoteP]);
+      if (l.status === 'rejected') throw l.reason;
+    } finally {
+      pair.inflight.delete(hold);
+      release();
+    }
+  }
+
+  private mirror(pair: Pair, u: HostUpdate, r: BlockExtent): Promise<void> {
+    if (u.kind === 'unmap') return pair.s.internalUnmap(r.lba, r.blocks);
+    const bs = pair.s.blockSize;
+    const data = u.data.subarray((r.lba - u.lba) * bs, (r.lba - u.lba + r.blocks) * bs);
+    return pair.s.internalWrite(r.lba, data, { fua: u.fua });
+  }
+
+  /** Host writes to a secondary: only where it is split (they make the unit differ). */
+  private async secondaryUpdate(pair: Pair, lba: number, blocks: number, local: () => Promise<void>): Promise<void> {
+    const st = pair.row.state;
+    if (st === 'PSUE') return local(); // the bitmap is all ones already
+    const first = pair.split.bitOf(lba);
+    const last = pair.split.bitOf(lba + blocks - 1);
+    if (st !== 'PSUS' || !pair.split.bits.allSet(first, last - first + 1)) throw new SecondaryProtectedError(pair.row.id, st, lba);
+    pair.diff.bitmap.markBlocks(lba, blocks);
+    await pair.diff.markDirty();
+    await local();
+  }
+
+  /** A failure broke the mirror: PSUE, every unit differs (only a full copy is trusted). */
+  private async suspend(pair: Pair, reason: string): Promise<void> {
+    if (pair.row.state === 'PSUE' || pair.deleted) return;
+    this.opts.log.warn({ pair: pair.row.id, reason }, 'pair suspended (PSUE)');
+    pair.row.state = 'PSUE';
+    pair.row.reason = reason;
+    pair.split.bits.reset();
+    pair.diff.bitmap.bits.setAll();
+    pair.row.splitAreas = [];
+    await Promise.all([pair.diff.markDirty(), this.table.save()]);
+  }
+
+  // ---- copier (ROM task pair-copy) ------------------------------------------------------------
+
+  private async copyTask(t: TaskContext): Promise<void> {
+    while (!t.signal.aborted && !this.stopping) {
+      const s = this.copyStep(t);
+      this.step = s;
+      const worked = await s;
+      if (t.signal.aborted || this.stopping) return;
+      await t.sleep(worked ? this.copyOpts.paceMs : this.copyOpts.idleMs);
+    }
+  }
+
+  /** One bounded chunk of one pair with work (round robin); false if no pair has any. */
+  private async copyStep(t: TaskContext): Promise<boolean> {
+    for (const pair of [...this.pairs.values()]) {
+      if (pair.deleted || pair.row.state === 'PSUE' || pair.row.state === 'PAIR') continue;
+      let ext = nextWork(pair, pair.cursor, this.copyOpts.copyBlocksPerStep);
+      if (!ext && pair.cursor > 0) ext = nextWork(pair, 0, this.copyOpts.copyBlocksPerStep);
+      if (!ext) {
+        await this.copyEnded(pair);
+        continue;
+      }
+      await this.copyChunk(pair, ext);
+      if (pair.deleted) return true;
+      pair.cursor = ext.lba + ext.blocks;
+      if (++pair.stepsSinceSave >= this.copyOpts.stepsPerCheckpoint) await this.checkpoint(pair);
+      const st = this.status(pair.row.id);
+      t.report(`pair ${pair.row.id} ${st.state} ${pair.row.direction}: ${st.copy.percent}% (${st.copy.remainingBlocks} blocks to go)`);
+      return true;
+    }
+    return false;
+  }
+
+  private async copyChunk(pair: Pair, ext: BlockExtent): Promise<void> {
+    const reverse = pair.row.direction === 'reverse';
+    const src = reverse ? pair.s : pair.p;
+    const dst = reverse ? pair.p : pair.s;
+    for (;;) {
+      const h = [...pair.inflight].find((x) => overlaps(x, ext.lba, ext.blocks));
+      if (!h) break;
+      await h.done;
+    }
+    let release!: () => void;
+    pair.copying = { ...ext, done: new Promise<void>((r) => (release = r)) };
+    try {
+      const end = ext.lba + ext.blocks;
+      for (let b = ext.lba; b < end; ) {
+        // Thin volumes stay thin: an unmapped run of the source is unmapped on the destination.
+        const x = src.extent(b, end - b);
+        if (x.mapped) await dst.internalWrite(b, Buffer.from(await src.read(b, x.blocks)), { fua: false });
+        else await dst.internalUnmap(b, x.blocks);
+        b += x.blocks;
+      }
+      pair.diff.bitmap.clearBlocks(ext.lba, ext.blocks); // seed 002 Fig. 7 step 73
+    } catch (err) {
+      if (!this.stopping) await this.suspend(pair, `copy failed at LBA ${ext.lba}: ${(err as Error).message}`);
+    } finally {
+      pair.copying = null;
+      release();
+    }
+  }
+
+  /** No unit left to copy: COPY ends in PAIR (seed 002 Fig. 7 step 76); PSUS stays PSUS. */
+  private async copyEnded(pair: Pair): Promise<void> {
+    pair.cursor = 0;
+    if (pair.row.state !== 'COPY' && pair.row.copyTotalBlocks === 0) return;
+    if (pair.row.state === 'COPY') {
+      pair.row.state = 'PAIR';
+      pair.row.direction = 'forward';
+    }
+    pair.row.copyTotalBlocks = 0;
+    await this.checkpoint(pair);
+    this.opts.log.info({ pair: pair.row.id, state: pair.row.state }, 'copy ended');
+  }
+
+  /** Copied data durable first, then the cleared bits and the table. */
+  private async checkpoint(pair: Pair): Promise<void> {
+    pair.stepsSinceSave = 0;
+    await (pair.row.direction === 'reverse' ? pair.p : pair.s).flush();
+    await pair.diff.save();
+    await this.table.save();
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  /** Pair commands run as requests of the ROM program pair-command (their I/O holds the clock). */
+  private command<T>(body: () => Promise<T>): Promise<T> {
+    return this.opts.kernel.run(this.commandProgram, body);
+  }
+
+  /** The copy as scheduled (it may be over by the time the table is saved). */
+  private async startCopy(pair: Pair): Promise<PairStatus> {
+    const r = pair.row;
+    r.splitAreas = [...pair.split.extents()];
+    r.state = pair.split.bits.isEmpty() ? 'COPY' : 'PSUS';
+    pair.cursor = 0;
+    r.copyTotalBlocks = this.workBlocks(pair);
+    if (r.state === 'COPY' && r.copyTotalBlocks === 0) {
+      r.state = 'PAIR';
+      r.direction = 'forward';
+    }
+    const started = this.status(r.id);
+    await this.table.save();
+    this.opts.kernel.wake('pair-copy');
+    return started;
+  }
+
+  private async drainAndSave(pairs: Pair[]): Promise<void> {
+    await Promise.all(pairs.flatMap((p) => [...p.inflight].map((h) => h.done)));
+    for (const p of pairs) p.row.splitAreas = [...p.split.extents()];
+    await this.table.save();
+  }
+
+  /** Blocks the copier still has to copy: units set in diff and not split. */
+  private workBlocks(pair: Pair): number {
+    if (pair.row.state === 'PSUE') return 0;
+    let n = 0;
+    for (let e = nextWork(pair, 0, Infinity); e; e = nextWork(pair, e.lba + e.blocks, Infinity)) n += e.blocks;
+    return n;
+  }
+
+  private checkAreas(pair: Pair, areas: BlockExtent[]): void {
+    const n = pair.p.blockCount;
+    if (areas.length === 0) throw new PairRangeError(0, 0, n);
+    for (const a of areas) {
+      if (!(Number.isSafeInteger(a.lba) && Number.isSafeInteger(a.blocks) && a.lba >= 0 && a.blocks > 0 && a.lba + a.blocks <= n)) {
+        throw new PairRangeError(a.lba, a.blocks, n);
+      }
+    }
+  }
+
+  private pair(id: string): Pair {
+    const p = this.pairs.get(id);
+    if (!p) throw new PairNotFoundError(id);
+    return p;
+  }
+
+  private volume(n: number): Ldev {
+    const l = this.opts.ldev(n);
+    if (!l) throw new PairVolumeError(`no LDEV ${n}`);
+    return l;
+  }
+
+  private async closeBitmaps(): Promise<void> {
+    await Promise.all([...this.pairs.values()].map((p) => p.diff.close()));
+  }
+}
+
+function bitmapName(id: string): string {
+  return `pair-${id}`;
+}
+
+function overlaps(h: { lba: number; blocks: number }, lba: number, blocks: number): boolean {
+  return h.lba < lba + blocks && lba < h.lba + h.blocks;
+}
+
+/** Clear the split units a range touches (split rounds out, so un-split does too). */
+function unsplit(split: BlockBitmap, a: BlockExtent): void {
+  const first = split.bitOf(a.lba);
+  const last = split.bitOf(a.lba + a.blocks - 1);
+  split.bits.clear(first, last - first + 1);
+}
+
+/** The runs of [lba, +blocks) whose units are split (want = true) or not, clipped to the range. */
+function runs(split: BlockBitmap, lba: number, blocks: number, want: boolean): BlockExtent[] {
+  const out: BlockExtent[] = [];
+  const bpb = split.blocksPerBit;
+  const end = lba + blocks;
+  const lastUnit = split.bitOf(end - 1) + 1;
+  for (let u = split.bitOf(lba); u < lastUnit; ) {
+    const isSplit = split.bits.test(u);
+    const next = isSplit ? split.bits.findNextClear(u, lastUnit) : split.bits.findNextSet(u, lastUnit);
+    if (isSplit === want) {
+      const a = Math.max(lba, u * bpb);
+      out.push({ lba: a, blocks: Math.min(end, next * bpb) - a });
+    }
+    u = next;
+  }
+  return out;
+}
+
+function mirroredRuns(split: BlockBitmap, lba: number, blocks: number): BlockExtent[] {
+  return split.bits.isEmpty() ? [{ lba, blocks }] : runs(split, lba, blocks, false);
+}
+
+function splitRuns(split: BlockBitmap, lba: number, blocks: number): BlockExtent[] {
+  return split.bits.isEmpty() ? [] : runs(split, lba, blocks, true);
+}
+
+/** The next run of units set in diff and not split, from the unit holding fromLba, at most blocksMax. */
+function nextWork(pair: Pair, fromLba: number, blocksMax: number): BlockExtent | null {
+  const diff = pair.diff.bitmap;
+  const d = diff.bits;
+  const sp = pair.split.bits;
+  const n = d.size;
+  const bpb = pair.bpb;
+  if (fromLba >= diff.volumeBlocks) return null;
+  const unitsMax = Math.max(1, Math.floor(blocksMax / bpb));
+  for (let u = Math.floor(fromLba / bpb); u < n; ) {
+    u = d.findNextSet(u);
+    if (u >= n) return null;
+    if (sp.test(u)) {
+      u = sp.findNextClear(u);
+      continue;
+    }
+    let e = u + 1;
+    while (e < n && e - u < unitsMax && d.test(e) && !sp.test(e)) e++;
+    return { lba: u * bpb, blocks: Math.min(e * bpb, diff.volumeBlocks) - u * bpb };
+  }
+  return null;
+}
