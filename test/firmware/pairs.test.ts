@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import type { Dkc } from '../../firmware/dkc';
 import { VirtualClock } from '../../firmware/kernel/clock';
 import type { Ldev } from '../../firmware/ldev';
 import { PairRangeError, PairStateError, PairVolumeError, PairNotFoundError, SecondaryProtectedError, PairExistsError } from '../../firmware/pairs';
 import { openDkc } from '../../emulator/build';
+import { ldevDir } from '../../emulator/layout';
 import { parseConfig } from '../../emulator/config';
 import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
 
@@ -325,6 +328,78 @@ describe('pairs in one DKC (seed 002)', () => {
     assert.equal((await rig.run(rig.dkc.pairs.resync('x'))).copy.totalBlocks, UNIT);
     await rig.restart();
     await rig.copied('x');
+    assert.ok(await rig.same('p0', 's0'));
+  });
+  it('host writes concurrent with the copier: the secondary ends identical', async () => {
+    await rig.write('p0', 0, 4096, 1);
+    rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 1 });
+    await rig.run(rig.dkc.pairs.create(0, 1, { id: 'x' }));
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 40; i++) {
+      const lba = (i * 997) % 4000;
+      writes.push(rig.v('p0').write(lba, pattern(512, lba, 50, 100 + i), { fua: false }));
+      if (i % 8 === 0) writes.push(rig.dkc.kernel.clock.sleep(1));
+    }
+    await rig.run(Promise.all(writes));
+    await rig.copied('x');
+    assert.ok(await rig.same('p0', 's0'));
+  });
+
+  it('a split pair keeps its difference bitmap file dirty until saved (seed 002 Fig. 6 step 64 before the ack)', async () => {
+    await paired();
+    await rig.run(rig.dkc.pairs.split('x'));
+    const file = path.join(ldevDir(rig.dir, 'pd'), 'pairs', 'pair-x.bitmap');
+    const stateOf = async () => (await fs.readFile(file)).readUInt32LE(12);
+    assert.equal(await stateOf(), 1, 'clean after the split');
+    await rig.write('p0', 5, 1, 1);
+    assert.equal(await stateOf(), 2, 'dirty once a write is acknowledged');
+    await rig.restart();
+    assert.equal(await stateOf(), 1, 'clean after a power-off');
+    assert.equal(rig.dkc.pairs.status('x').differenceBlocks, UNIT);
+  });
+
+  it('an untrusted difference bitmap (lost in a crash) means a full copy', async () => {
+    await paired('x', 0, 1);
+    await paired('y', 2, 3);
+    await rig.run(rig.dkc.pairs.split('y'));
+    await rig.run(rig.dkc.close());
+    const dir = path.join(ldevDir(rig.dir, 'pd'), 'pairs');
+    await fs.unlink(path.join(dir, 'pair-x.bitmap'));
+    await fs.writeFile(path.join(dir, 'pair-y.bitmap'), 'torn');
+    await rig.open();
+    const x = rig.dkc.pairs.status('x');
+    assert.equal(x.state, 'COPY', 'a duplex pair whose bitmap is lost copies everything');
+    assert.equal(x.copy.totalBlocks, 4096);
+    const y = rig.dkc.pairs.status('y');
+    assert.equal(y.state, 'PSUS');
+    assert.equal(y.differenceBlocks, 4096);
+    await rig.copied('x');
+    assert.ok(await rig.same('p0', 's0'));
+    assert.equal((await rig.run(rig.dkc.pairs.resync('y'))).copy.totalBlocks, 4096);
+    await rig.copied('y');
+    assert.ok(await rig.same('p1', 's1'));
+  });
+  it('a host write to the blocks the copier is copying waits for it (never overwritten by older data)', async () => {
+    await rig.write('p0', 0, 4096, 1);
+    rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 1 });
+    const s0 = rig.v('s0');
+    const real = s0.internalWrite.bind(s0);
+    const hostWrites: Promise<void>[] = [];
+    let gen = 100;
+    // While the copier holds a chunk's old data on its way to the secondary, the host writes there.
+    s0.internalWrite = (lba, data, opts) => {
+      if (data.length === UNIT * 512 && hostWrites.length < 16) {
+        hostWrites.push(rig.v('p0').write(lba + 10, pattern(512, lba + 10, 20, gen), { fua: false }));
+        gen++;
+        return rig.dkc.kernel.clock.sleep(5).then(() => real(lba, data, opts));
+      }
+      return real(lba, data, opts);
+    };
+    await rig.run(rig.dkc.pairs.create(0, 1, { id: 'x' }));
+    await rig.copied('x');
+    await rig.run(Promise.all(hostWrites));
+    s0.internalWrite = real;
+    assert.equal(hostWrites.length, 16);
     assert.ok(await rig.same('p0', 's0'));
   });
 });
