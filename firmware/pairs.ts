@@ -401,8 +401,10 @@ export class PairManager {
     const hold: Hold = { lba, blocks, done: new Promise<void>((r) => (release = r)) };
     pair.inflight.add(hold);
     try {
-      // seed 002 Fig. 6 step 64: the bit is on (durably: also when another write set it) before the write
-      if (local_.length > 0) await pair.diff.markDirty();
+      // seed 002 Fig. 6 step 64: the bit is on (durably: also when another write set it) before
+      // the write. A duplex write marks the file dirty too: a crash with it half done (on one
+      // volume only) must not leave a clean bitmap saying the two are equal.
+      await pair.diff.markDirty();
       const localP = local();
       const remoteP = Promise.all(mirrored.map((r) => this.mirror(pair, u, r))).then(
         () => undefined,
@@ -477,6 +479,7 @@ export class PairManager {
       t.report(`pair ${pair.row.id} ${st.state} ${pair.row.direction}: ${st.copy.percent}% (${st.copy.remainingBlocks} blocks to go)`);
       return true;
     }
+    await this.saveIdle();
     return false;
   }
 
@@ -525,9 +528,26 @@ export class PairManager {
   /** Copied data durable first, then the cleared bits and the table. */
   private async checkpoint(pair: Pair): Promise<void> {
     pair.stepsSinceSave = 0;
-    await (pair.row.direction === 'reverse' ? pair.p : pair.s).flush();
-    await pair.diff.save();
+    await this.saveQuiet(pair);
     await this.table.save();
+  }
+
+  /**
+   * Save the bitmap clean if no host write is under way on the pair (one half done would make a
+   * clean bitmap lie); the data on both volumes is made durable first. Else it stays dirty.
+   */
+  private async saveQuiet(pair: Pair): Promise<void> {
+    if (pair.inflight.size > 0) return;
+    await Promise.all([pair.p.flush(), pair.s.flush()]);
+    if (pair.inflight.size > 0 || pair.deleted) return;
+    await pair.diff.save();
+  }
+
+  /** With nothing to copy: save the dirty bitmaps of quiet pairs, so a crash later costs no full copy. */
+  private async saveIdle(): Promise<void> {
+    for (const pair of [...this.pairs.values()]) {
+      if (!pair.deleted && pair.diff.dirty && !this.stopping) await this.saveQuiet(pair);
+    }
   }
 
   // ---- helpers ------------------------------------------------------------------------------

@@ -356,6 +356,20 @@ describe('pairs in one DKC (seed 002)', () => {
     await rig.restart();
     assert.equal(await stateOf(), 1, 'clean after a power-off');
     assert.equal(rig.dkc.pairs.status('x').differenceBlocks, UNIT);
+    // once quiet, the copier's idle pass saves it clean again
+    await rig.write('p0', 5, 1, 2);
+    assert.equal(await stateOf(), 2);
+    await rig.run(rig.dkc.kernel.clock.sleep(2500));
+    assert.equal(await stateOf(), 1, 'saved clean when idle');
+  });
+
+  it('PAIR: a duplex write marks the bitmap file dirty before the ack (a crash then means a full copy)', async () => {
+    await paired();
+    const file = path.join(ldevDir(rig.dir, 'pd'), 'pairs', 'pair-x.bitmap');
+    await rig.run(rig.dkc.kernel.clock.sleep(2500));
+    assert.equal((await fs.readFile(file)).readUInt32LE(12), 1);
+    await rig.write('p0', 5, 1, 1);
+    assert.equal((await fs.readFile(file)).readUInt32LE(12), 2);
   });
 
   it('an untrusted difference bitmap (lost in a crash) means a full copy', async () => {
