@@ -28,3 +28,41 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
   await fs.rename(tmp, file);
   await fsyncDir(path.dirname(file));
 }
+
+/**
+ * One small JSON document kept in a file (the DKC's persisted tables): read once at power-on,
+ * replaced whole and atomically on every change, the writes one at a time in call order.
+ */
+export class JsonDocumentFile {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(readonly file: string) {}
+
+  /** The document, or undefined if the file does not exist; text that is not JSON names the file. */
+  async read(): Promise<unknown> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new Error(`${this.file}: not JSON (${(err as Error).message})`);
+    }
+  }
+
+  /** Resolves when this and every earlier write is durable (doc is serialized now). */
+  write(doc: unknown): Promise<void> {
+    const text = `${JSON.stringify(doc, null, 1)}\n`;
+    this.chain = this.chain.catch(() => undefined).then(() => writeFileAtomic(this.file, text));
+    return this.chain;
+  }
+
+  /** Resolves when every write so far has ended (or failed). */
+  idle(): Promise<void> {
+    return this.chain.catch(() => undefined);
+  }
+}

@@ -3,9 +3,8 @@
 // restart finds every pair in the state it was left in. Whole-document atomic writes
 // (firmware/durable.ts), serialized, like the RAID table. The difference bitmaps are not in it:
 // each pair's bitmap is a BitmapStore file (firmware/bitmap-store.ts) named after the pair.
-import { promises as fs } from 'node:fs';
 import type { BlockExtent } from './block-bitmap';
-import { writeFileAtomic } from './durable';
+import { JsonDocumentFile } from './durable';
 
 const FORMAT = 'dkc-emu-pair-table/1';
 
@@ -45,41 +44,26 @@ interface Doc {
 }
 
 export class PairTable {
-  private chain: Promise<void> = Promise.resolve();
-
-  private constructor(private readonly file: string, readonly rows: PairRow[]) {}
+  private constructor(private readonly doc: JsonDocumentFile, readonly rows: PairRow[]) {}
 
   static async open(file: string): Promise<PairTable> {
-    let text: string;
-    try {
-      text = await fs.readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return new PairTable(file, []);
-    }
-    return new PairTable(file, parse(file, text).pairs);
+    const doc = new JsonDocumentFile(file);
+    const found = await doc.read();
+    return new PairTable(doc, found === undefined ? [] : check(file, found).pairs);
   }
 
   /** Resolves when this and every earlier change is durable (rows are snapshotted now). */
   save(): Promise<void> {
-    const doc: Doc = { format: FORMAT, pairs: this.rows };
-    const text = `${JSON.stringify(doc, null, 1)}\n`;
-    this.chain = this.chain.catch(() => undefined).then(() => writeFileAtomic(this.file, text));
-    return this.chain;
+    return this.doc.write({ format: FORMAT, pairs: this.rows } satisfies Doc);
   }
 
   idle(): Promise<void> {
-    return this.chain.catch(() => undefined);
+    return this.doc.idle();
   }
 }
 
-function parse(file: string, text: string): Doc {
-  let doc: Doc;
-  try {
-    doc = JSON.parse(text) as Doc;
-  } catch (err) {
-    throw new Error(`${file}: not JSON (${(err as Error).message})`);
-  }
+function check(file: string, found: unknown): Doc {
+  const doc = found as Doc;
   if (doc?.format !== FORMAT || !Array.isArray(doc.pairs)) throw new Error(`${file}: not a ${FORMAT} document`);
   for (const r of doc.pairs) {
     const ok =

@@ -6,8 +6,7 @@
 //
 // Updates are whole-document atomic writes (firmware/durable.ts), serialized. The rebuild
 // cursor is saved behind the real progress, never ahead of it: a restart redoes a few rows.
-import { promises as fs } from 'node:fs';
-import { writeFileAtomic } from './durable';
+import { JsonDocumentFile } from './durable';
 import type { MemberState } from './drive';
 
 const FORMAT = 'dkc-emu-raid-table/1';
@@ -25,22 +24,16 @@ interface Doc {
 }
 
 export class RaidTable {
-  private chain: Promise<void> = Promise.resolve();
-
-  private constructor(private readonly file: string, private readonly doc: Doc) {}
+  private constructor(private readonly store: JsonDocumentFile, private readonly doc: Doc) {}
 
   /**
    * Load the table, or start it from the configuration. Groups and spares the configuration adds
    * to an existing data directory join the table; nothing already there is moved.
    */
   static async open(file: string, config: { groups: { name: string; drives: string[] }[]; spares: string[] }): Promise<RaidTable> {
-    let doc: Doc;
-    try {
-      doc = parse(file, await fs.readFile(file, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      doc = { format: FORMAT, groups: {}, spares: [] };
-    }
+    const store = new JsonDocumentFile(file);
+    const found = await store.read();
+    const doc = found === undefined ? { format: FORMAT, groups: {}, spares: [] } : check(file, found);
     const known = new Set(Object.values(doc.groups).flatMap((slots) => slots.map((s) => s.drive)));
     for (const d of doc.spares) known.add(d);
     for (const g of config.groups) {
@@ -49,7 +42,7 @@ export class RaidTable {
       g.drives.forEach((d) => known.add(d));
     }
     for (const s of config.spares) if (!known.has(s)) doc.spares.push(s);
-    const table = new RaidTable(file, doc);
+    const table = new RaidTable(store, doc);
     await table.save();
     return table;
   }
@@ -91,24 +84,17 @@ export class RaidTable {
 
   /** Resolves when every change made so far has been written (or has failed to be). */
   idle(): Promise<void> {
-    return this.chain.catch(() => undefined);
+    return this.store.idle();
   }
 
   /** Resolves when this and every earlier change is durable. */
   save(): Promise<void> {
-    const text = `${JSON.stringify(this.doc, null, 1)}\n`;
-    this.chain = this.chain.catch(() => undefined).then(() => writeFileAtomic(this.file, text));
-    return this.chain;
+    return this.store.write(this.doc);
   }
 }
 
-function parse(file: string, text: string): Doc {
-  let doc: Doc;
-  try {
-    doc = JSON.parse(text) as Doc;
-  } catch (err) {
-    throw new Error(`${file}: not JSON (${(err as Error).message})`);
-  }
+function check(file: string, found: unknown): Doc {
+  const doc = found as Doc;
   if (doc?.format !== FORMAT || typeof doc.groups !== 'object' || !Array.isArray(doc.spares)) {
     throw new Error(`${file}: not a ${FORMAT} document`);
   }
