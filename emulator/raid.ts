@@ -16,9 +16,6 @@ export { MirrorGroup } from './raid/mirror';
 export { ParityGroup } from './raid/parity-group';
 export { Raid0Group } from './raid/striped';
 
-/** Fewest drives a level takes (RAID 10 also needs an even count). */
-export const RAID_MIN_DRIVES: Record<RaidLevel, number> = { 0: 1, 1: 2, 5: 3, 6: 4, 10: 4 };
-
 /** Bytes a group offers: whole rows (one stripe chunk per member) times the data chunks per row. */
 export function raidCapacity(level: RaidLevel, diskCount: number, diskSizeBytes: number, stripeSizeBytes: number): number {
   switch (level) {

@@ -66,7 +66,6 @@ export class Dkc {
   readonly ram = new Ram();
   readonly hostInterface: HostInterface;
   private readonly ldevs = new Map<number, Ldev>();
-  private cache!: DkcCache;
   /** Pairs of this DKC's volumes (seed 002: split mirrors). */
   pairs!: PairManager;
 
@@ -74,6 +73,7 @@ export class Dkc {
     readonly def: DkcDefinition,
     readonly kernel: Kernel,
     readonly drive: DriveInterface,
+    private readonly cache: DkcCache,
     readonly bays: DriveBays,
     readonly raidTable: RaidTable,
     private readonly log: pino.Logger,
@@ -113,12 +113,11 @@ export class Dkc {
       kernel,
       log: dlog,
     });
-    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache.mode === 'off' ? null : cache), bays, table, dlog);
-    dkc.cache = cache;
-    for (const rg of def.raidGroups) dkc.ram.addRaidGroup(rg);
-    for (const d of def.ldevs) dkc.ram.addLdev(d);
-    for (const lu of def.lus) dkc.ram.addLu(lu);
+    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache.mode === 'off' ? null : cache), cache, bays, table, dlog);
     try {
+      for (const rg of def.raidGroups) dkc.ram.addRaidGroup(rg);
+      for (const d of def.ldevs) dkc.ram.addLdev(d);
+      for (const lu of def.lus) dkc.ram.addLu(lu);
       for (const d of def.ldevs) {
         const map = await AllocationMap.open(path.join(metaDir, `ldev-${ldevHex(d.number)}.map`), {
           serial: def.serial,
@@ -130,7 +129,10 @@ export class Dkc {
       }
       dkc.pairs = await PairManager.open({ dir: path.join(metaDir, 'pairs'), kernel, ldev: (n) => dkc.ldevs.get(n), log: dlog });
     } catch (err) {
+      // Power-on failed: nothing may keep running on files the caller is about to close.
       await dkc.closeLdevs();
+      await cache.close().catch(() => undefined);
+      await kernel.stop();
       throw err;
     }
     for (const g of groups) g.onEvent = (e) => dkc.raidEvent(g, e);
