@@ -1,8 +1,9 @@
 // Errors of pair operations: typed, so the SCSI vendor-command layer can map each to sense data
 // (a command in the wrong pair state, a bad block range, a volume that cannot be paired).
 import type { PairState } from './pair-table';
+import { WriteProtectedError } from './volume';
 
-export type PairErrorCode = 'STATE' | 'NOT_FOUND' | 'VOLUME' | 'RANGE' | 'SVOL_PROTECTED' | 'EXISTS';
+export type PairErrorCode = 'STATE' | 'NOT_FOUND' | 'VOLUME' | 'RANGE' | 'EXISTS' | 'NO_GROUP';
 
 export class PairError extends Error {
   constructor(readonly code: PairErrorCode, message: string) {
@@ -29,6 +30,13 @@ export class PairNotFoundError extends PairError {
   }
 }
 
+/** A group operation on a pair that is in no consistency group. */
+export class PairGroupError extends PairError {
+  constructor(readonly pairId: string) {
+    super('NO_GROUP', `pair ${pairId} is in no consistency group`);
+  }
+}
+
 /** A pair id already in use. */
 export class PairExistsError extends PairError {
   constructor(readonly pairId: string) {
@@ -50,9 +58,14 @@ export class PairRangeError extends PairError {
   }
 }
 
-/** A host write to a secondary volume where it is mirrored (COPY, PAIR, or outside split areas). */
-export class SecondaryProtectedError extends PairError {
-  constructor(readonly pairId: string, readonly state: PairState, readonly lba: number) {
-    super('SVOL_PROTECTED', `pair ${pairId} (${state}): secondary volume is write-protected at LBA ${lba}`);
+/**
+ * A host write to a secondary volume where it is mirrored (COPY, PAIR, or outside split areas).
+ * A WriteProtectedError, so the host hears DATA PROTECT like for any write-protected blocks.
+ */
+export class SecondaryProtectedError extends WriteProtectedError {
+  readonly code = 'SVOL_PROTECTED';
+  constructor(readonly pairId: string, readonly state: PairState, lba: number) {
+    super(lba, `pair ${pairId} (${state}): secondary volume is write-protected at LBA ${lba}`);
+    this.name = 'SecondaryProtectedError';
   }
 }

@@ -21,8 +21,10 @@ import { BitmapStore, PersistentBitmap } from './bitmap-store';
 import { BlockBitmap, BlockExtent } from './block-bitmap';
 import type { Kernel, Program, TaskContext } from './kernel/kernel';
 import type { HostUpdate, Ldev } from './ldev';
+import type { PairControl } from './pair-control';
 import {
   PairExistsError,
+  PairGroupError,
   PairNotFoundError,
   PairRangeError,
   PairStateError,
@@ -59,6 +61,8 @@ export interface PairStatus {
   splitAreas: BlockExtent[];
   /** Blocks the difference bitmap marks (units that may differ). */
   differenceBlocks: number;
+  /** Blocks the copier has copied for this pair since the DKC powered on. */
+  copiedBlocks: number;
   copy: { totalBlocks: number; remainingBlocks: number; percent: number };
   reason?: string;
 }
@@ -89,6 +93,7 @@ class Pair {
   cursor = 0;
   stepsSinceSave = 0;
   deleted = false;
+  copiedBlocks = 0;
 
   constructor(
     readonly row: PairRow,
@@ -103,7 +108,7 @@ class Pair {
   }
 }
 
-export class PairManager {
+export class PairManager implements PairControl {
   private readonly pairs = new Map<string, Pair>();
   private readonly byLdev = new Map<number, { pair: Pair; role: 'primary' | 'secondary' }>();
   private stopping = false;
@@ -171,6 +176,7 @@ export class PairManager {
   private async createOp(primary: number, secondary: number, o: { id?: string; group?: string } = {}): Promise<PairStatus> {
     const id = o.id ?? `${primary}-${secondary}`;
     if (!ID_RE.test(id)) throw new PairVolumeError(`bad pair id ${JSON.stringify(id)}`);
+    if (o.group !== undefined && !ID_RE.test(o.group)) throw new PairVolumeError(`bad group name ${JSON.stringify(o.group)}`);
     if (this.pairs.has(id)) throw new PairExistsError(id);
     const p = this.volume(primary);
     const s = this.volume(secondary);
@@ -283,6 +289,48 @@ export class PairManager {
     return this.startCopy(pair);
   }
 
+  // ---- by volume (the host interface's vendor commands, firmware/pair-control.ts) ------------
+
+  splitVolume(ldev: number, o: { areas?: BlockExtent[]; group?: boolean } = {}): Promise<void> {
+    return this.command(async () => {
+      const pair = this.pairOfLdev(ldev);
+      if (o.areas) return this.splitAreasOp(pair.row.id, o.areas);
+      return this.splitOp(o.group ? this.groupOf(pair).map((p) => p.row.id) : pair.row.id);
+    });
+  }
+
+  resyncVolume(ldev: number, o: { areas?: BlockExtent[]; reverse?: boolean; group?: boolean } = {}): Promise<void> {
+    return this.command(async () => {
+      const pair = this.pairOfLdev(ldev);
+      const op = o.reverse ? (p: Pair) => this.reverseResyncOp(p.row.id) : (p: Pair) => this.resyncOp(p.row.id, o.areas);
+      if (!o.group) {
+        await op(pair);
+        return;
+      }
+      // A group resyncs all or nothing: every pair's state is checked before any starts.
+      const pairs = this.groupOf(pair);
+      for (const p of pairs) {
+        const st = p.row.state;
+        const ok = o.reverse ? st === 'PSUS' && p.split.bits.allSet(0, p.split.bits.size) : st === 'PSUS' || st === 'PSUE';
+        if (!ok) throw new PairStateError(p.row.id, st, o.reverse ? 'reverse resync' : 'resync', `group ${p.row.group}`);
+      }
+      for (const p of pairs) await op(p);
+    });
+  }
+
+  deleteVolume(ldev: number): Promise<void> {
+    return this.command(() => this.deleteOp(this.pairOfLdev(ldev).row.id));
+  }
+
+  pairOf(ldev: number): PairStatus | null {
+    const e = this.byLdev.get(ldev);
+    return e ? this.status(e.pair.row.id) : null;
+  }
+
+  naa(ldev: number): Buffer | undefined {
+    return this.opts.ldev(ldev)?.naa;
+  }
+
   /** Dissolve the pair (both volumes SMPL); the secondary keeps what it holds. */
   delete(id: string): Promise<void> {
     return this.command(() => this.deleteOp(id));
@@ -315,6 +363,7 @@ export class PairManager {
       direction: r.direction,
       splitAreas: [...pair.split.extents()],
       differenceBlocks: pair.diff.bitmap.countBlocks(),
+      copiedBlocks: pair.copiedBlocks,
       copy: { totalBlocks: total, remainingBlocks: remaining, percent: total === 0 ? 100 : Math.floor(((total - remaining) / total) * 1000) / 10 },
     };
     if (r.group !== undefined) s.group = r.group;
@@ -504,6 +553,7 @@ export class PairManager {
         b += x.blocks;
       }
       pair.diff.bitmap.clearBlocks(ext.lba, ext.blocks); // seed 002 Fig. 7 step 73
+      pair.copiedBlocks += ext.blocks;
     } catch (err) {
       if (!this.stopping) await this.suspend(pair, `copy failed at LBA ${ext.lba}: ${(err as Error).message}`);
     } finally {
@@ -602,6 +652,19 @@ export class PairManager {
     const p = this.pairs.get(id);
     if (!p) throw new PairNotFoundError(id);
     return p;
+  }
+
+  private pairOfLdev(ldev: number): Pair {
+    const e = this.byLdev.get(ldev);
+    if (!e) throw new PairNotFoundError(`of LDEV ${ldev}`);
+    return e.pair;
+  }
+
+  /** The pairs of a pair's consistency group (the pair must have one). */
+  private groupOf(pair: Pair): Pair[] {
+    const g = pair.row.group;
+    if (g === undefined) throw new PairGroupError(pair.row.id);
+    return [...this.pairs.values()].filter((p) => p.row.group === g);
   }
 
   private volume(n: number): Ldev {

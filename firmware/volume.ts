@@ -10,6 +10,13 @@ export class MediumError extends Error {
   }
 }
 
+/** The firmware refuses a host write to these blocks (a mirrored secondary volume): DATA PROTECT. */
+export class WriteProtectedError extends Error {
+  constructor(readonly lba: number, message: string) {
+    super(message);
+  }
+}
+
 export interface WriteOptions {
   /** Force Unit Access: the data is on stable storage (fsync) before the promise resolves. */
   fua: boolean;

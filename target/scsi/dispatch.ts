@@ -11,7 +11,7 @@ import {
 } from './sense';
 import { prConflict } from './pr';
 import { readField } from './cdb';
-import { MediumError } from '../../firmware/volume';
+import { MediumError, WriteProtectedError } from '../../firmware/volume';
 
 export type Dir = 'none' | 'in' | 'out';
 
@@ -302,6 +302,9 @@ function failure(info: TargetInfo, cmd: ScsiCommand, e: unknown, wanted: number 
     // SBC-3 4.15: unrecovered errors, INFORMATION = the first LBA in error.
     const s = e.kind === 'read' ? Sense.UNRECOVERED_READ_ERROR : Sense.WRITE_ERROR;
     return { status: Status.CHECK_CONDITION, sense: encodeSense(s, { information: e.lba }, descriptor), ...extra };
+  }
+  if (e instanceof WriteProtectedError) {
+    return { status: Status.CHECK_CONDITION, sense: encodeSense(Sense.WRITE_PROTECTED, {}, descriptor), ...extra };
   }
   if (e instanceof CheckCondition) {
     return { status: Status.CHECK_CONDITION, sense: encodeSense(e.sense, e.detail, descriptor), ...extra };
