@@ -186,9 +186,14 @@ function checkTarget(
     firstWins(luns, l.lun, k, (j) => err([...at, 'luns', k, 'lun'], `duplicate LUN ${l.lun} (also luns[${j}])`));
     const v = volumes.find((x) => x.name === l.volume);
     if (!v) err([...at, 'luns', k, 'volume'], `no volume named ${l.volume} in this DKC (have: ${volumes.map((x) => x.name).join(', ')})`);
+    if (l.commandDevice) {
+      for (const key of ['readOnly', 'removable'] as const) {
+        if (l[key]) err([...at, 'luns', k, key], 'a command device has no medium: it cannot be read-only or removable');
+      }
+    }
     return {
       lun: l.lun, volume: l.volume, ldev: v?.ldev ?? -1, readOnly: l.readOnly ?? false, removable: l.removable ?? false,
-      vendor: l.vendor, product: l.product, revision: l.revision,
+      commandDevice: l.commandDevice ?? false, vendor: l.vendor, product: l.product, revision: l.revision,
     };
   });
   const chap = t.chap ? checkChap(t.chap, [...at, 'chap'], err) : undefined;

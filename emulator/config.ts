@@ -50,6 +50,8 @@ export interface LunConfig {
   ldev: number;
   readOnly: boolean;
   removable: boolean;
+  /** A command device (peripheral type 0Ch) that takes the pair commands (docs/pairs.md). */
+  commandDevice: boolean;
   vendor?: string;
   product?: string;
   revision?: string;
@@ -306,7 +308,7 @@ export interface RawRack {
       portals: string[];
       acl?: string[];
       chap?: RawChap;
-      luns: { lun: number; volume: string; readOnly?: boolean; removable?: boolean; vendor?: string; product?: string; revision?: string }[];
+      luns: { lun: number; volume: string; readOnly?: boolean; removable?: boolean; commandDevice?: boolean; vendor?: string; product?: string; revision?: string }[];
     }[];
   }[];
   discovery?: { chap?: RawChap };

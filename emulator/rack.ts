@@ -152,8 +152,9 @@ function buildTarget(
     if (!volume) throw new Error(`${d.name}: LU table has no entry for ${t.name} LUN ${l.lun}`);
     return {
       lun: l.lun,
-      kind: 'disk',
+      kind: l.commandDevice ? 'command-device' : 'disk',
       volume,
+      ldev: l.ldev,
       state: new DirStateStore(luStateDir(opts.dataDir, d.name, t.name, l.ldev)),
       readOnly: l.readOnly,
       removable: l.removable,
@@ -163,7 +164,7 @@ function buildTarget(
       revision: l.revision,
     };
   });
-  const device = new ScsiTarget({ name: t.name, luns, log });
+  const device = new ScsiTarget({ name: t.name, luns, log, pairs: dkc.pairs });
   return {
     name: t.name,
     alias: t.alias,

@@ -94,6 +94,7 @@ const lun = {
     volume: name,
     readOnly: { type: 'boolean', 'x-message': 'must be true or false' },
     removable: { type: 'boolean', 'x-message': 'must be true or false' },
+    commandDevice: { type: 'boolean', 'x-message': 'must be true or false' },
     vendor: inquiryText(8),
     product: inquiryText(16),
     revision: inquiryText(4),

@@ -8,6 +8,7 @@ import { modeSelect, modeSense } from './mode';
 import { persistentReserveIn, persistentReserveOut, PrInAction, PrOutAction } from './pr';
 import { decodeWriteSame } from './cdb';
 import { ReceiveCopyResultsAction, extendedCopy, receiveCopyResults } from './xcopy';
+import { pairRows } from './pair';
 
 export const Op = Object.freeze({
   TEST_UNIT_READY: 0x00,
@@ -233,6 +234,7 @@ const rows: [number, OpEntry][] = [
   [Op.WRITE_AND_VERIFY_12, rw('WRITE AND VERIFY(12)', 12, 'out', 0x12, sbc.writeAndVerify)],
   [Op.VERIFY_12, verifyRow('VERIFY(12)', 12)],
   [Op.READ_DEFECT_DATA_12, { name: 'READ DEFECT DATA(12)', cdbLength: 12, dir: 'in', allocationLength: [6, 4], bits: { 1: 0x1f }, pr: 'read', ...media, run: (c) => sbc.readDefectData(c, 12) }],
+  ...pairRows('write'),
 ];
 
 /** The disk template: every opcode a disk LU answers. */

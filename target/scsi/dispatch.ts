@@ -12,6 +12,7 @@ import {
 import { prConflict } from './pr';
 import { readField } from './cdb';
 import { MediumError, WriteProtectedError } from '../../firmware/volume';
+import type { PairControl } from '../../firmware/pair-control';
 
 export type Dir = 'none' | 'in' | 'out';
 
@@ -78,7 +79,10 @@ export function isServiceActionEntry(e: OpEntry): e is { name: string; serviceAc
 export interface TargetInfo {
   readonly name: string;
   readonly luns: ReadonlyMap<number, LogicalUnit>;
+  /** The opcodes of a LUN that does not exist (INQUIRY, REPORT LUNS, REQUEST SENSE answer there). */
   readonly table: OpTable;
+  /** The pair operations of the DKC behind this target (vendor pair commands). */
+  readonly pairs?: PairControl;
   /** Keys of the live I_T nexuses. */
   nexusKeys(): Iterable<string>;
   /** The live I_T nexuses. */
@@ -257,7 +261,7 @@ function prepare(info: TargetInfo, cmd: ScsiCommand, log: Logger): Prepared {
 const NO_DATA = Buffer.alloc(0);
 
 function lookupRowForLun(info: TargetInfo, cmd: ScsiCommand, lu: LogicalUnit | undefined): { row: OpRow; serviceAction?: number } {
-  if (lu) return lookupRow(info.table, cmd.cdb);
+  if (lu) return lookupRow(lu.table, cmd.cdb);
   let found: { row: OpRow; serviceAction?: number } | undefined;
   try {
     found = lookupRow(info.table, cmd.cdb);

@@ -2,6 +2,7 @@
 // persistent reservations, mode pages, medium state and the write range locks.
 import type { LuDefinition } from './types';
 import type { Volume } from '../../firmware/volume';
+import type { OpTable } from './dispatch';
 import { Sense, SenseCode } from './sense';
 import { ModeState } from './mode';
 import { PrState } from './pr';
@@ -81,7 +82,8 @@ export class LogicalUnit {
   private readonly ua = new Map<string, SenseCode[]>();
   private loading: Promise<void> | null = null;
 
-  constructor(readonly def: LuDefinition) {
+  /** The opcodes this LU's device type takes. */
+  constructor(readonly def: LuDefinition, readonly table: OpTable) {
     this.lun = def.lun;
     this.volume = def.volume;
     this.mode = new ModeState(def.state);

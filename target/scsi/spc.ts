@@ -2,12 +2,13 @@
 // OPERATION CODES, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, REPORT TARGET PORT GROUPS,
 // RESERVE/RELEASE(6/10) and PREVENT ALLOW MEDIUM REMOVAL.
 import type { Ctx, OpEntry, OpRow } from './dispatch';
+import type { LogicalUnit } from './lu';
 import { WLUN_REPORT_LUNS, cdbUsage, isServiceActionEntry } from './dispatch';
 import { ReservationConflict, Sense, encodeSense, invalidCdbField } from './sense';
 import { decodeInquiry, decodeMaintenanceIn, decodeReportLuns } from './cdb';
 import { targetPortGroup, vpdPage, wlunVpdPage } from './vpd';
 
-export const DeviceType = Object.freeze({ DISK: 0x00, WELL_KNOWN_LU: 0x1e, UNKNOWN: 0x1f });
+export const DeviceType = Object.freeze({ DISK: 0x00, STORAGE_ARRAY_CONTROLLER: 0x0c, WELL_KNOWN_LU: 0x1e, UNKNOWN: 0x1f });
 /** Peripheral qualifier 011b: no LU at this LUN (SPC-4 6.4.2). */
 const PQ_NOT_SUPPORTED = 0x60;
 
@@ -26,12 +27,13 @@ function standardInquiry(ctx: Ctx, peripheral: number): Buffer {
   b[2] = 0x06; // VERSION: SPC-4
   b[3] = 0x10 | 0x02; // HISUP, RESPONSE DATA FORMAT 2
   b[4] = b.length - 5;
-  b[5] = 0x10 | 0x08; // TPGS 01b: implicit asymmetric access only; 3PC: EXTENDED COPY (xcopy.ts)
+  const disk = peripheral === DeviceType.DISK;
+  b[5] = 0x10 | (disk ? 0x08 : 0); // TPGS 01b: implicit asymmetric access only; 3PC: EXTENDED COPY (xcopy.ts)
   b[7] = 0x02; // CMDQUE
   b.write(ascii(lu?.def.vendor, 'DKC-EMU', 8), 8, 'ascii');
-  b.write(ascii(lu?.def.product, 'VIRTUAL DISK', 16), 16, 'ascii');
+  b.write(ascii(lu?.def.product, disk ? 'VIRTUAL DISK' : 'COMMAND DEVICE', 16), 16, 'ascii');
   b.write(ascii(lu?.def.revision, '0001', 4), 32, 'ascii');
-  versionDescriptors.forEach((v, i) => b.writeUInt16BE(v, 58 + 2 * i));
+  (disk ? versionDescriptors : versionDescriptors.slice(0, 3)).forEach((v, i) => b.writeUInt16BE(v, 58 + 2 * i));
   return b;
 }
 
@@ -41,10 +43,15 @@ export async function inquiry(ctx: Ctx): Promise<Buffer> {
   if (!c.evpd && c.pageCode !== 0) throw invalidCdbField(2, 7); // SPC-4 6.4.1
   const lu = ctx.luOrNull;
   const wlun = !lu && ctx.cmd.lun === WLUN_REPORT_LUNS;
-  const peripheral = lu ? DeviceType.DISK : wlun ? DeviceType.WELL_KNOWN_LU : PQ_NOT_SUPPORTED | DeviceType.UNKNOWN;
+  const peripheral = lu ? peripheralType(lu) : wlun ? DeviceType.WELL_KNOWN_LU : PQ_NOT_SUPPORTED | DeviceType.UNKNOWN;
   if (!c.evpd) return standardInquiry(ctx, peripheral);
-  if (lu) return vpdPage(ctx, lu, c.pageCode);
+  if (lu) return vpdPage(ctx, lu, c.pageCode, peripheral);
   return wlunVpdPage(c.pageCode, peripheral);
+}
+
+/** A command device is a storage array controller (SCC-2); every other LU a disk. */
+export function peripheralType(lu: LogicalUnit): number {
+  return lu.def.kind === 'command-device' ? DeviceType.STORAGE_ARRAY_CONTROLLER : DeviceType.DISK;
 }
 
 /** SAM-5 4.6.4/4.6.6: peripheral device addressing below 256, flat space addressing above. */
@@ -135,7 +142,7 @@ function oneCommand(row: OpRow | undefined, opcode: number, sa: number | undefin
 /** REPORT SUPPORTED OPERATION CODES (SPC-4 6.35), generated from the opcode table. */
 export async function reportSupportedOpcodes(ctx: Ctx): Promise<Buffer> {
   const c = decodeMaintenanceIn(ctx.cdb);
-  const table = ctx.target.table;
+  const table = ctx.luOrNull?.table ?? ctx.target.table;
   if (c.reportingOptions === ReportingOptions.ALL) return allCommands(table, c.rctd);
   if (c.reportingOptions > ReportingOptions.OPCODE_MAYBE_SA) throw invalidCdbField(2, 2);
   const e = table.get(c.requestedOpcode);

@@ -12,7 +12,10 @@ import {
 import { LogicalUnit, itKey } from './lu';
 import { Sense, SenseCode } from './sense';
 import { TargetInfo, dispatch } from './dispatch';
+import type { OpTable } from './dispatch';
 import { diskOpcodes } from './disk';
+import { controllerOpcodes } from './controller';
+import type { PairControl } from '../../firmware/pair-control';
 
 export interface ScsiTargetOptions {
   /** Target IQN. */
@@ -21,6 +24,12 @@ export interface ScsiTargetOptions {
   log?: Logger;
   /** Hears of every unexpected exception (answered INTERNAL TARGET FAILURE); tests fail on it. */
   onInternalError?: (err: unknown) => void;
+  /** The pair operations of the DKC behind the target (the vendor pair commands). */
+  pairs?: PairControl;
+}
+
+function opcodes(def: LuDefinition): OpTable {
+  return def.kind === 'command-device' ? controllerOpcodes : diskOpcodes;
 }
 
 export class ScsiTarget implements ScsiTargetDevice {
@@ -39,11 +48,11 @@ export class ScsiTarget implements ScsiTargetDevice {
     this.onInternalError = opts.onInternalError;
     for (const def of opts.luns) {
       if (this.luns.has(def.lun)) throw new Error(`duplicate LUN ${def.lun} in target ${opts.name}`);
-      this.luns.set(def.lun, new LogicalUnit(def));
+      this.luns.set(def.lun, new LogicalUnit(def, opcodes(def)));
     }
     const live = this.live;
     this.info = {
-      name: this.name, luns: this.luns, table: diskOpcodes,
+      name: this.name, luns: this.luns, table: diskOpcodes, pairs: opts.pairs,
       nexuses: () => live.values(),
       *nexusKeys() { for (const n of live.values()) yield itKey(n); },
     };
@@ -121,7 +130,7 @@ export class ScsiTarget implements ScsiTargetDevice {
   /** Adds an LU at run time; every nexus gets REPORTED LUNS DATA HAS CHANGED (SPC-4 6.33). */
   addLun(def: LuDefinition): void {
     if (this.luns.has(def.lun)) throw new Error(`LUN ${def.lun} already exists in target ${this.name}`);
-    this.luns.set(def.lun, new LogicalUnit(def));
+    this.luns.set(def.lun, new LogicalUnit(def, opcodes(def)));
     this.lunsChanged();
   }
 

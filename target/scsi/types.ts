@@ -61,8 +61,15 @@ export enum TmfResponse {
 /** One LU's configuration as the rack hands it to the target. */
 export interface LuDefinition {
   lun: number;
-  kind: 'disk';
+  /**
+   * 'disk': a direct-access block device (peripheral type 00h) on the volume. 'command-device':
+   * a storage array controller LU (0Ch) that takes only the pair commands, naming LDEVs
+   * (docs/pairs.md); its volume gives it an identity (VPD 80h, 83h) and is never read or written.
+   */
+  kind: 'disk' | 'command-device';
   volume: Volume;
+  /** The volume's LDEV number in its DKC: how pair commands name it. */
+  ldev?: number;
   state: StateStore;
   /** Medium is write-protected: writes get DATA PROTECT / WRITE PROTECTED. */
   readOnly?: boolean;

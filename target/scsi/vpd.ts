@@ -5,6 +5,8 @@ import type { Nexus } from './types';
 import { maxTransferBlocks } from './dispatch';
 import { invalidCdbField } from './sense';
 import { thirdPartyCopyDescriptors } from './xcopy';
+import { PAIR_VPD_PAGE } from './pair-cdb';
+import { pairVpdPage } from './pair';
 
 export const VpdPage = Object.freeze({
   SUPPORTED_PAGES: 0x00,
@@ -15,6 +17,8 @@ export const VpdPage = Object.freeze({
   BLOCK_LIMITS: 0xb0,
   BLOCK_DEVICE_CHARACTERISTICS: 0xb1,
   LOGICAL_BLOCK_PROVISIONING: 0xb2,
+  /** Vendor specific (docs/pairs.md): whether the volume is paired, its partner, the pair state. */
+  PAIR_INFORMATION: PAIR_VPD_PAGE,
 });
 
 /** Block limits advertised in VPD B0h; sbc.ts enforces the same numbers. */
@@ -153,12 +157,22 @@ export const diskVpdPages: ReadonlyMap<number, VpdBuilder> = new Map<number, Vpd
   [VpdPage.BLOCK_LIMITS, (_c, lu) => blockLimits(lu)],
   [VpdPage.BLOCK_DEVICE_CHARACTERISTICS, () => blockDeviceCharacteristics()],
   [VpdPage.LOGICAL_BLOCK_PROVISIONING, () => logicalBlockProvisioning()],
+  [VpdPage.PAIR_INFORMATION, pairVpdPage],
 ]);
 
-export function vpdPage(ctx: Ctx, lu: LogicalUnit, code: number): Buffer {
-  const build = diskVpdPages.get(code);
+/** The VPD pages of a command device: its identity only. */
+const controllerVpdPages: ReadonlyMap<number, VpdBuilder> = new Map<number, VpdBuilder>([
+  [VpdPage.SUPPORTED_PAGES, () => page(VpdPage.SUPPORTED_PAGES, Buffer.from([...controllerVpdPages.keys()]))],
+  [VpdPage.UNIT_SERIAL_NUMBER, (_c, lu) => page(VpdPage.UNIT_SERIAL_NUMBER, Buffer.from(lu.volume.serial, 'ascii'))],
+  [VpdPage.DEVICE_IDENTIFICATION, deviceIdentification],
+]);
+
+export function vpdPage(ctx: Ctx, lu: LogicalUnit, code: number, deviceType: number): Buffer {
+  const build = (deviceType === 0x00 ? diskVpdPages : controllerVpdPages).get(code);
   if (!build) throw invalidCdbField(2, 7);
-  return build(ctx, lu);
+  const b = build(ctx, lu);
+  b[0] = deviceType;
+  return b;
 }
 
 /** VPD of the REPORT LUNS well-known LU: only the supported pages list. */
