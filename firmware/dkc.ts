@@ -204,6 +204,7 @@ export class Dkc {
         allocatedBlocks: l.allocatedBlocks(),
       })),
       luns: this.ram.lus().map((e) => ({ port: e.port, lun: e.lun, ldev: e.ldev })),
+      pairs: this.pairs.list(),
       tasks: this.kernel.stats(),
       clockMs: this.kernel.clock.now(),
     };

@@ -45,6 +45,7 @@ export const STATUS: RackStatus = {
         { port: 'iqn.2026-11.dev.dkc-emu:dkc0.raid6', lun: 0, ldev: 0 },
         { port: 'iqn.2026-11.dev.dkc-emu:dkc0.raid6', lun: 1, ldev: 1 },
       ],
+      pairs: [],
       tasks: [
         { name: 'rebuild', kind: 'perpetual', runs: 8192, busyMs: 1234.56, waits: 8191, active: 1, detail: 'rg0 slot 1: 25.0%' },
         { name: 'host-write', kind: 'request', runs: 42, busyMs: 3, waits: 0, active: 0 },
