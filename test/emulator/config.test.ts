@@ -117,7 +117,7 @@ describe('rack config', () => {
       );
       assert.deepEqual(d.targets[0].portals, [{ host: '::1', port: 3260 }, { host: '0.0.0.0', port: 0 }]);
       assert.deepEqual(d.targets[0].luns[0], {
-        lun: 5, volume: 'b', ldev: 1, readOnly: false, removable: false, vendor: undefined, product: undefined, revision: undefined,
+        lun: 5, volume: 'b', ldev: 1, readOnly: false, removable: false, commandDevice: false, vendor: undefined, product: undefined, revision: undefined,
       });
     });
   });
