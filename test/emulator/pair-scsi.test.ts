@@ -189,6 +189,7 @@ describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
       await refused(0, pairSplitResync({ split: false }), sequence('SMPL'));
       await refused(0, pairSplitResync({ split: false, reverse: true }), sequence('SMPL'));
       await refused(0, pairSplitResync({ split: true, areas: [{ lba: 0, blocks: 1 }] }), sequence('SMPL'));
+      await refused(0, pairSplitResync({ split: false, areas: [{ lba: 0, blocks: 1 }] }), sequence('SMPL'));
       await refused(0, pairDelete({}), sequence('SMPL'));
       assert.deepEqual(await status(0), []);
     });
@@ -230,6 +231,7 @@ describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
       await refused(1, pairSplitResync({ split: true }), sequence('COPY'));
       await refused(0, pairSplitResync({ split: true, areas: [{ lba: 0, blocks: 1 }] }), sequence('COPY'));
       await refused(0, pairSplitResync({ split: false }), sequence('COPY'));
+      await refused(0, pairSplitResync({ split: false, areas: [{ lba: 0, blocks: 1 }] }), sequence('COPY'));
       await refused(0, pairSplitResync({ split: false, reverse: true }), sequence('COPY'));
       await refused(0, pairCreate({ secondary: LDEV.sv }), sequence('COPY'));
       await refused(2, pairCreate({ secondary: LDEV.sv }), invalidCdb(2, 7)); // another size first
@@ -331,9 +333,13 @@ describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
       // A later split of another area freezes that area at its own time.
       await good(0, pairSplitResync({ split: true, areas: [{ lba: 20 * UNIT, blocks: UNIT }] }));
       assert.equal((await status(0))[0].splitAreaCount, 3);
+      pairs().setCopyOptions({ paceMs: 50, copyBlocksPerStep: 8 });
       await good(0, pairSplitResync({ split: false, areas: [{ lba: 3, blocks: 1 }] })); // resync unit 0 only
       const mid = (await status(0))[0];
       assert.deepEqual(mid.splitAreas, [{ lba: 7 * UNIT, blocks: UNIT }, { lba: 20 * UNIT, blocks: UNIT }]);
+      assert.ok(mid.copyRemainingBlocks > 0, 'the area resync is copying');
+      await refused(0, pairSplitResync({ split: true, areas: [{ lba: 30 * UNIT, blocks: 1 }] }), sequence('PSUS')); // not while a copy runs
+      pairs().setCopyOptions({ paceMs: 1, copyBlocksPerStep: 2048 });
       await settle(0, 'PSUS');
       assert.ok((await ini.read16(1, 0, UNIT)).equals(pattern(512, 0, UNIT, 5)), 'unit 0 resynced');
       await good(0, pairSplitResync({ split: false }));
@@ -397,6 +403,7 @@ describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
       await refused(5, pairSplitResync({ split: true, areas: [{ lba: 0, blocks: 1 }] }), sequence('PSUE'));
       await refused(5, pairSplitResync({ split: false, areas: [{ lba: 0, blocks: 1 }] }), sequence('PSUE'));
       await refused(5, pairSplitResync({ split: false, reverse: true }), sequence('PSUE'));
+      await refused(5, pairCreate({ secondary: LDEV.sv3 }), sequence('PSUE'));
       await good(5, pairDelete({}));
       assert.deepEqual(await status(5), []);
     });
