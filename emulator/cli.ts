@@ -1,5 +1,6 @@
-// The `dkc` command: start a rack, validate a rack file, and the operator's commands that go to
-// a running rack's management API (docs/management.md): status, disk faults.
+// The `dkc` command: start a rack, validate a rack file, the operator's commands that go to a
+// running rack's management API (docs/management.md): status, disk faults; and `dkc pair`, the
+// vendor pair commands sent in-band over iSCSI (pair-cli.ts, docs/pairs.md).
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
@@ -8,6 +9,7 @@ import type { Portal } from '../target/iscsi/types';
 import { formatSize, loadConfig, parsePortal, RackConfig } from './config';
 import type { DiskAction, RackStatus } from './control';
 import { managementTokenFile, MEDIA_ERROR_SECTORS_MAX, readManagementToken, SLOW_LATENCY_MS_MAX } from './mgmt';
+import { pairCommands } from './pair-cli';
 import { PORTAL_RE } from './schema';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -311,6 +313,7 @@ export function program(): Command {
     .option('--json', 'print the status as JSON (the API\'s RackStatus)')
     .action(statusCommand);
   diskCommands(p.command('disk').description("the operator's hands on a running rack's drives (management API)"));
+  pairCommands(p.command('pair').description('volume pairs (docs/pairs.md): the vendor pair commands, sent over iSCSI to a target\'s portal'));
   return p;
 }
 
