@@ -6,13 +6,17 @@
 //   diff  (seed 002 difference bit map 9): units where primary and secondary may differ, i.e.
 //         what a copy or resync must copy. Persisted (BitmapStore, dirty protocol): a bit is set
 //         in RAM, the file is marked dirty and that is durable before the host write that caused
-//         it starts; after a crash the file is untrusted and loads as all ones (a full copy).
+//         it starts. A file left dirty by a crash loads as all ones (a full copy); one saved
+//         clean at a copier checkpoint (no host write under way, data flushed) is trusted, so a
+//         copy resumes where the checkpoint left it.
 //   split (seed 002 pair split bit map 10): units that are split. The whole volume for a pair
 //         split (PSUS), listed areas rounded out to whole units for an area split (seed 002
 //         [0042] allows one bit per n blocks). Persisted as extents in the pair table.
 // Host writes to the primary (seed 002 Fig. 6): in split units, set diff and write the primary
 // only (step 64); elsewhere write both volumes before the acknowledgement (step 65), in COPY as
 // in PAIR (simple and correct: the copier and host writes exclude each other per range).
+// Host writes to a split secondary hold their range too, so a resync never copies a unit under
+// a secondary write that would land after the copy.
 // The copier (perpetual ROM task pair-copy) copies units set in diff and not split, in chunks of
 // at most copyBlocksPerStep blocks, and clears them (seed 002 Fig. 7 steps 71-74).
 import * as path from 'node:path';
@@ -85,7 +89,7 @@ interface Hold {
 }
 
 class Pair {
-  /** Host writes to the primary under way. */
+  /** Host writes under way (to the primary, or to a split secondary). */
   readonly inflight = new Set<Hold>();
   /** The copier's chunk under way. */
   copying: Hold | null = null;
@@ -114,6 +118,8 @@ export class PairManager implements PairControl {
   private stopping = false;
   /** The copier's current step (quiesce waits for it). */
   private step: Promise<unknown> = Promise.resolve();
+  /** The pair the copier's last chunk was of: the next step starts after it. */
+  private lastCopied: Pair | null = null;
   private readonly copyOpts: Required<PairCopyOptions>;
   private readonly commandProgram: Program;
 
@@ -149,7 +155,7 @@ export class PairManager implements PairControl {
         if (!diff.trusted) {
           opts.log.warn({ pair: row.id, reason: diff.reason }, 'difference bitmap not trusted: every unit will be copied');
           // A pair that was duplex may have lost differences with the bitmap: copy everything.
-          if (row.state === 'PAIR') {
+          if (row.state === 'PAIR' || row.state === 'COPY') {
             row.state = 'COPY';
             row.copyTotalBlocks = p.blockCount;
             changed = true;
@@ -446,10 +452,7 @@ export class PairManager implements PairControl {
     const mirrored = mirroredRuns(pair.split, lba, blocks);
     const local_ = splitRuns(pair.split, lba, blocks);
     for (const r of local_) pair.diff.bitmap.markBlocks(r.lba, r.blocks);
-    let release!: () => void;
-    const hold: Hold = { lba, blocks, done: new Promise<void>((r) => (release = r)) };
-    pair.inflight.add(hold);
-    try {
+    await this.held(pair, lba, blocks, async () => {
       // seed 002 Fig. 6 step 64: the bit is on (durably: also when another write set it) before
       // the write. A duplex write marks the file dirty too: a crash with it half done (on one
       // volume only) must not leave a clean bitmap saying the two are equal.
@@ -461,10 +464,7 @@ export class PairManager implements PairControl {
       );
       const [l] = await Promise.allSettled([localP, remoteP]);
       if (l.status === 'rejected') throw l.reason;
-    } finally {
-      pair.inflight.delete(hold);
-      release();
-    }
+    });
   }
 
   private mirror(pair: Pair, u: HostUpdate, r: BlockExtent): Promise<void> {
@@ -482,8 +482,23 @@ export class PairManager implements PairControl {
     const last = pair.split.bitOf(lba + blocks - 1);
     if (st !== 'PSUS' || !pair.split.bits.allSet(first, last - first + 1)) throw new SecondaryProtectedError(pair.row.id, st, lba);
     pair.diff.bitmap.markBlocks(lba, blocks);
-    await pair.diff.markDirty();
-    await local();
+    await this.held(pair, lba, blocks, async () => {
+      await pair.diff.markDirty();
+      await local();
+    });
+  }
+
+  /** Run a host write holding its range of the pair: the copier and splits wait for it. */
+  private async held(pair: Pair, lba: number, blocks: number, body: () => Promise<void>): Promise<void> {
+    let release!: () => void;
+    const hold: Hold = { lba, blocks, done: new Promise<void>((r) => (release = r)) };
+    pair.inflight.add(hold);
+    try {
+      await body();
+    } finally {
+      pair.inflight.delete(hold);
+      release();
+    }
   }
 
   /** A failure broke the mirror: PSUE, every unit differs (only a full copy is trusted). */
@@ -510,9 +525,11 @@ export class PairManager implements PairControl {
     }
   }
 
-  /** One bounded chunk of one pair with work (round robin); false if no pair has any. */
+  /** One bounded chunk of one pair with work, round robin over the pairs; false if none has any. */
   private async copyStep(t: TaskContext): Promise<boolean> {
-    for (const pair of [...this.pairs.values()]) {
+    const all = [...this.pairs.values()];
+    const from = all.indexOf(this.lastCopied!) + 1; // 0 when none, or it is gone
+    for (const pair of [...all.slice(from), ...all.slice(0, from)]) {
       if (pair.deleted || pair.row.state === 'PSUE' || pair.row.state === 'PAIR') continue;
       let ext = nextWork(pair, pair.cursor, this.copyOpts.copyBlocksPerStep);
       if (!ext && pair.cursor > 0) ext = nextWork(pair, 0, this.copyOpts.copyBlocksPerStep);
@@ -520,6 +537,7 @@ export class PairManager implements PairControl {
         await this.copyEnded(pair);
         continue;
       }
+      this.lastCopied = pair;
       await this.copyChunk(pair, ext);
       if (pair.deleted) return true;
       pair.cursor = ext.lba + ext.blocks;

@@ -393,6 +393,36 @@ describe('pairs in one DKC (seed 002)', () => {
     await rig.copied('y');
     assert.ok(await rig.same('p1', 's1'));
   });
+  it('the copier serves pairs round robin: two initial copies progress together', async () => {
+    await rig.write('p0', 0, 4096, 1);
+    await rig.write('p1', 0, 4096, 2);
+    rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 1 });
+    await rig.run(rig.dkc.pairs.create(0, 1, { id: 'x' }));
+    await rig.run(rig.dkc.pairs.create(2, 3, { id: 'y' }));
+    await rig.run(rig.dkc.kernel.clock.sleep(6));
+    const [x, y] = [rig.dkc.pairs.status('x'), rig.dkc.pairs.status('y')];
+    assert.ok(x.copiedBlocks > 0 && y.copiedBlocks > 0, `both copying: x ${x.copiedBlocks}, y ${y.copiedBlocks} blocks`);
+    assert.ok(Math.abs(x.copiedBlocks - y.copiedBlocks) <= UNIT, `in turns: x ${x.copiedBlocks}, y ${y.copiedBlocks}`);
+    await rig.copied('x');
+    await rig.copied('y');
+  });
+
+  it('a secondary write under way when a resync starts lands before its unit is copied', async () => {
+    await paired();
+    await rig.write('p0', 0, 4096, 1);
+    await rig.run(rig.dkc.pairs.split('x'));
+    const s0 = rig.v('s0');
+    const hook = s0.writeHook!;
+    // The secondary's own write takes 50 ms: the resync is asked for while it is under way.
+    s0.writeHook = (ldev, u, local) => hook(ldev, u, () => rig.dkc.kernel.clock.sleep(50).then(local));
+    const w = s0.write(256, pattern(512, 256, 8, 2), { fua: false });
+    await rig.run(Promise.all([w, rig.dkc.pairs.resync('x')]));
+    s0.writeHook = hook;
+    await rig.copied('x');
+    assert.equal(rig.dkc.pairs.status('x').state, 'PAIR');
+    assert.ok(await rig.same('p0', 's0'), 'the copy of the unit came after the secondary write');
+  });
+
   it('a host write to the blocks the copier is copying waits for it (never overwritten by older data)', async () => {
     await rig.write('p0', 0, 4096, 1);
     rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 1 });
