@@ -285,6 +285,12 @@ function formatDkc(d: DkcStatus): string[] {
   ])));
   const volumeName = (ldev: number) => d.volumes.find((v) => v.ldev === ldev)?.name ?? '?';
   lines.push(...section('LUNs', ['PORT', 'LUN', 'LDEV'], d.luns.map((l) => [l.port, String(l.lun), `${l.ldev} (${volumeName(l.ldev)})`])));
+  lines.push(...section('pairs', ['PAIR', 'GROUP', 'PRIMARY', 'SECONDARY', 'STATE', 'COPY', 'DIFFERENCE', 'SPLIT AREAS'], d.pairs.map((p) => [
+    p.id, p.group ?? '', `${p.primary} (${volumeName(p.primary)})`, `${p.secondary} (${volumeName(p.secondary)})`,
+    p.direction === 'reverse' ? `${p.state} reverse` : p.state,
+    p.copy.totalBlocks > 0 ? `${p.copy.percent.toFixed(1)}% (${p.copy.remainingBlocks} blocks to go)` : '',
+    `${p.differenceBlocks} blocks`, String(p.splitAreas.length),
+  ])));
   lines.push(...section('tasks', ['TASK', 'KIND', 'RUNS', 'BUSY', 'WAITS', 'ACTIVE', 'DETAIL'], d.tasks.map((t) => [
     t.name, t.kind, String(t.runs), `${Number(t.busyMs.toFixed(1))}ms`, String(t.waits), String(t.active), t.detail ?? '',
   ])));
@@ -309,7 +315,7 @@ export function program(): Command {
     .argument('<file...>', 'rack YAML file(s)')
     .action(validate);
   withMgmt(p.command('status'))
-    .description("a running rack's state: DKCs, RAID groups and their disks, spares, volumes, LUNs, tasks (from its management API)")
+    .description("a running rack's state: DKCs, RAID groups and their disks, spares, volumes, LUNs, pairs, tasks (from its management API)")
     .option('--json', 'print the status as JSON (the API\'s RackStatus)')
     .action(statusCommand);
   diskCommands(p.command('disk').description("the operator's hands on a running rack's drives (management API)"));

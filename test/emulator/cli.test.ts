@@ -185,7 +185,7 @@ describe('dkc status and dkc disk (against a management API with a fake rack)', 
     return file;
   }
 
-  it('status: a table of the DKC, its RAID groups with each disk and the rebuild, spares, volumes, LUNs, tasks', async () => {
+  it('status: a table of the DKC, its RAID groups with each disk and the rebuild, spares, volumes, LUNs, pairs, tasks', async () => {
     const r = await dkcAsync('status', ...api());
     assert.equal(r.status, 0, r.stderr);
     const out = r.stdout;
@@ -198,6 +198,7 @@ describe('dkc status and dkc disk (against a management API with a fake rack)', 
     assert.match(out, /\n +spare-1 +2GiB +ok +0ms +0\n/);
     assert.match(out, /\n +0 +vol0 +rg0 +512 +4194304 +1048576 \(25\.0%\)\n/);
     assert.match(out, /\n +iqn\.2026-11\.dev\.dkc-emu:dkc0\.raid6 +1 +1 \(vol4k\)\n/);
+    assert.match(out, /\n +PAIR +GROUP +PRIMARY +SECONDARY +STATE +COPY +DIFFERENCE +SPLIT AREAS\n +db +cg +0 \(vol0\) +2 \(vol0-copy\) +COPY +75\.0% \(1048576 blocks to go\) +1048576 blocks +0\n/);
     assert.match(out, /\n +TASK +KIND +RUNS +BUSY +WAITS +ACTIVE +DETAIL\n/);
     assert.match(out, /\n +rebuild +perpetual +8192 +1234\.6ms +8191 +1 +rg0 slot 1: 25\.0%\n/);
   });

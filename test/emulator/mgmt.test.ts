@@ -40,12 +40,17 @@ export const STATUS: RackStatus = {
       volumes: [
         { ldev: 0, name: 'vol0', group: 'rg0', blockSize: 512, blockCount: 4194304, allocatedBlocks: 1048576 },
         { ldev: 1, name: 'vol4k', group: 'rg0', blockSize: 4096, blockCount: 262144, allocatedBlocks: 0 },
+        { ldev: 2, name: 'vol0-copy', group: 'rg0', blockSize: 512, blockCount: 4194304, allocatedBlocks: 1048576 },
       ],
       luns: [
         { port: 'iqn.2026-11.dev.dkc-emu:dkc0.raid6', lun: 0, ldev: 0 },
         { port: 'iqn.2026-11.dev.dkc-emu:dkc0.raid6', lun: 1, ldev: 1 },
       ],
-      pairs: [],
+      pairs: [{
+        id: 'db', group: 'cg', primary: 0, secondary: 2, state: 'COPY', direction: 'forward', splitAreas: [],
+        differenceBlocks: 1048576, copiedBlocks: 3145728,
+        copy: { totalBlocks: 4194304, remainingBlocks: 1048576, percent: 75 },
+      }],
       tasks: [
         { name: 'rebuild', kind: 'perpetual', runs: 8192, busyMs: 1234.56, waits: 8191, active: 1, detail: 'rg0 slot 1: 25.0%' },
         { name: 'host-write', kind: 'request', runs: 42, busyMs: 3, waits: 0, active: 0 },
