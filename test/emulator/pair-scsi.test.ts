@@ -3,14 +3,14 @@
 // checked down to the sense key, ASC/ASCQ, field pointer, INFORMATION and COMMAND-SPECIFIC
 // INFORMATION; the Pair Information VPD page; area split and resync; a consistency group.
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../emulator/config';
-import { Rack } from '../../emulator/rack';
-import { CommandResult, IscsiInitiator } from '../../target/iscsi/initiator';
+import type { Rack } from '../../emulator/rack';
+import type { CommandResult, IscsiInitiator } from '../../target/iscsi/initiator';
 import {
   PAIR_VPD_PAGE, PairRecord, WireCommand, decodePairVpd, decodeStatusData, pairCreate, pairDelete, pairSplitResync, pairStatus,
 } from '../../target/scsi/pair-cdb';
 import { FieldPointer, decodeSense } from '../../target/scsi/sense';
-import { pattern, silentLog, tmpDirs } from './helpers';
+import { pattern } from './helpers';
+import { rackWithHost } from './rack-host';
 
 const IQN = 'iqn.2026-11.dev.dkc-emu:pair.scsi';
 const YAML = `
@@ -79,22 +79,10 @@ function poke(w: WireCommand, byte: number, value: number): WireCommand {
 
 describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
   this.timeout(60_000);
+  const host = rackWithHost(YAML, { file: 'pair-scsi.yaml', targetName: IQN, initiatorName: 'iqn.2026-11.dev.dkc-emu:pair.host', luns: [0, 1, 2, 3, 4, 5, 6, CMD_LUN] });
   let rack: Rack;
   let ini: IscsiInitiator;
-  after(async () => {
-    ini?.close();
-    await rack?.stop();
-  }); // before tmpDirs' own after hook removes the data directory
-  const tmp = tmpDirs();
-
-  before(async () => {
-    const r = parseConfig(YAML, 'pair-scsi.yaml');
-    if (!r.ok) throw new Error(r.errors.join('\n'));
-    rack = await Rack.open(r.config, { dataDir: tmp.make('pair-scsi'), log: silentLog });
-    await rack.start();
-    ini = await IscsiInitiator.open('127.0.0.1', rack.addresses()[0].port, { targetName: IQN }, { initiatorName: 'iqn.2026-11.dev.dkc-emu:pair.host' });
-    for (const lun of [0, 1, 2, 3, 4, 5, 6, CMD_LUN]) await ini.command({ lun, cdb: Buffer.alloc(6) }); // takes the power-on unit attention
-  });
+  before(() => ({ rack, ini } = host));
 
   const pairs = () => rack.dkcs[0].pairs;
 

@@ -5,14 +5,14 @@
 // chunk, which writes were acknowledged before the split was sent (on the secondary), which were
 // in flight across it (either) and which were sent after its GOOD (not on the secondary).
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../emulator/config';
-import { Rack } from '../../emulator/rack';
-import { CommandResult, IscsiInitiator } from '../../target/iscsi/initiator';
+import type { Rack } from '../../emulator/rack';
+import type { CommandResult, IscsiInitiator } from '../../target/iscsi/initiator';
 import {
   Area, PAIR_VPD_PAGE, PairRecord, PairVpd, WireCommand, decodePairVpd, decodeStatusData, pairCreate, pairDelete,
   pairSplitResync, pairStatus,
 } from '../../target/scsi/pair-cdb';
-import { pattern, prng, silentLog, tmpDirs } from './helpers';
+import { pattern, prng } from './helpers';
+import { rackWithHost } from './rack-host';
 
 const IQN = 'iqn.2026-11.dev.dkc-emu:pairs.e2e';
 // LDEV numbers are indexes in `volumes:`; the pair's volumes are neither 0 nor their LUN numbers.
@@ -222,13 +222,9 @@ const genIn = (b: Buffer) => b.readUInt32LE(4);
 
 describe('volume pairs through iSCSI: in-band create, split under writes, frozen secondary, resync', function () {
   this.timeout(60_000);
+  const host = rackWithHost(YAML, { file: 'pairs-e2e.yaml', targetName: IQN, initiatorName: 'iqn.2026-11.dev.dkc-emu:pairs.host', luns: [LUN_P, LUN_S] });
   let rack: Rack;
   let ini: IscsiInitiator;
-  after(async () => {
-    ini?.close();
-    await rack?.stop();
-  }); // before tmpDirs' own after hook removes the data directory
-  const tmp = tmpDirs();
   const seed = Number(process.env.SEED ?? 20261204);
   const rand = prng(seed);
   const model = new HostModel();
@@ -241,15 +237,9 @@ describe('volume pairs through iSCSI: in-band create, split under writes, frozen
     .sort((a, b) => a - b);
   const cold = Array.from({ length: UNITS }, (_x, i) => i).filter((u) => !hot.includes(u));
 
-  before(async () => {
+  before(() => {
     console.log(`      seed ${seed} (replay with SEED=${seed})`);
-    const r = parseConfig(YAML, 'pairs-e2e.yaml');
-    if (!r.ok) throw new Error(r.errors.join('\n'));
-    rack = await Rack.open(r.config, { dataDir: tmp.make('pairs-e2e'), log: silentLog });
-    await rack.start();
-    const { port } = rack.addresses()[0];
-    ini = await IscsiInitiator.open('127.0.0.1', port, { targetName: IQN }, { initiatorName: 'iqn.2026-11.dev.dkc-emu:pairs.host' });
-    for (const lun of [LUN_P, LUN_S]) await ini.command({ lun, cdb: Buffer.alloc(6) }); // TEST UNIT READY: takes the power-on unit attention
+    ({ rack, ini } = host);
   });
 
   async function send(lun: number, w: WireCommand): Promise<CommandResult> {

@@ -3,10 +3,10 @@
 // reads back identical degraded, during the rebuild onto spares and after it; a media error is
 // corrected from redundancy and reported. The DKC cache is off so every read reaches the drives.
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../emulator/config';
-import { Rack } from '../../emulator/rack';
-import { IscsiInitiator } from '../../target/iscsi/initiator';
-import { pattern, prng, silentLog, tmpDirs } from './helpers';
+import type { Rack } from '../../emulator/rack';
+import type { IscsiInitiator } from '../../target/iscsi/initiator';
+import { pattern, prng } from './helpers';
+import { rackWithHost } from './rack-host';
 
 const IQN = 'iqn.2026-11.dev.dkc-emu:raid.e2e';
 const YAML = `
@@ -74,24 +74,13 @@ async function verify(ini: IscsiInitiator, lun: number, exp: Expected, when: str
 
 describe('RAID groups through iSCSI: failures while a host writes, rebuild onto spares', function () {
   this.timeout(120_000);
+  const host = rackWithHost(YAML, { file: 'raid-e2e.yaml', targetName: IQN, initiatorName: 'iqn.2026-11.dev.dkc-emu:raid.host', luns: [0, 1, 2, 3] });
   let rack: Rack;
   let ini: IscsiInitiator;
-  after(async () => {
-    ini?.close();
-    await rack?.stop();
-  }); // before tmpDirs' own after hook removes the data directory
-  const tmp = tmpDirs();
   const seed = Number(process.env.SEED ?? 20261122);
-
-  before(async () => {
+  before(() => {
     console.log(`      seed ${seed} (replay with SEED=${seed})`);
-    const r = parseConfig(YAML, 'raid-e2e.yaml');
-    if (!r.ok) throw new Error(r.errors.join('\n'));
-    rack = await Rack.open(r.config, { dataDir: tmp.make('raid-e2e'), log: silentLog });
-    await rack.start();
-    const { port } = rack.addresses()[0];
-    ini = await IscsiInitiator.open('127.0.0.1', port, { targetName: IQN }, { initiatorName: 'iqn.2026-11.dev.dkc-emu:raid.host' });
-    for (let lun = 0; lun < 4; lun++) await ini.command({ lun, cdb: Buffer.alloc(6) }); // TEST UNIT READY: takes the power-on unit attention
+    ({ rack, ini } = host);
   });
 
 
