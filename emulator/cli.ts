@@ -6,20 +6,13 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import type { DkcStatus } from '../firmware/status';
 import type { Portal } from '../target/iscsi/types';
-import { formatSize, loadConfig, parsePortal, RackConfig } from './config';
+import { formatSize, loadConfig, RackConfig } from './config';
+import { intArg, portalArg } from './cli-args';
 import type { DiskAction, RackStatus } from './control';
 import { managementTokenFile, MEDIA_ERROR_SECTORS_MAX, readManagementToken, SLOW_LATENCY_MS_MAX } from './mgmt';
 import { pairCommands } from './pair-cli';
-import { PORTAL_RE } from './schema';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function listenArg(text: string): Portal {
-  if (!PORTAL_RE.test(text)) throw new InvalidArgumentError('must be HOST:PORT, e.g. 127.0.0.1:3260');
-  const p = parsePortal(text);
-  if (p.port > 65535) throw new InvalidArgumentError('port must be from 0 to 65535');
-  return p;
-}
 
 function levelArg(text: string): string {
   if (!LOG_LEVELS.includes(text)) throw new InvalidArgumentError(`must be one of ${LOG_LEVELS.join(', ')}`);
@@ -224,14 +217,6 @@ async function diskCommand(dkc: string, drive: string, action: DiskAction, opts:
   process.stdout.write(`${dkc} ${drive}: ${name}: OK\n`);
 }
 
-function intArg(name: string, min: number, max: number): (text: string) => number {
-  return (text) => {
-    const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
 // ---- dkc status: the readable form ----
 
 /** Bytes in the largest binary unit they reach, one decimal at most (12.5MiB). */
@@ -306,7 +291,7 @@ export function program(): Command {
   p.command('start')
     .description('start a rack: serve its targets over iSCSI until SIGINT/SIGTERM')
     .requiredOption('--config <file>', 'rack YAML file (see docs/config.md)')
-    .option('--listen <host:port>', 'listen here instead of every portal in the file (port 0: any free port)', listenArg)
+    .option('--listen <host:port>', 'listen here instead of every portal in the file (port 0: any free port)', portalArg(0))
     .option('--data-dir <dir>', 'where disks and metadata live (default: ./data/<rack name>)')
     .option('--log-level <level>', `log level on stderr (${LOG_LEVELS.join(', ')})`, levelArg, 'info')
     .action(start);

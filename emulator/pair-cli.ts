@@ -15,8 +15,7 @@ import {
   pairStatus, VolumeRef, WireCommand,
 } from '../target/scsi/pair-cdb';
 import { DecodedSense, decodeSense, Sense, SenseCode, SenseKey, Status } from '../target/scsi/sense';
-import { parsePortal } from './config';
-import { PORTAL_RE } from './schema';
+import { intArg, portalArg } from './cli-args';
 
 export const DEFAULT_INITIATOR_NAME = 'iqn.2026-11.dev.dkc-emu:cli';
 /** The CHAP secret comes from here, never from the command line (where `ps` would show it). */
@@ -95,21 +94,6 @@ interface CommandContext {
 }
 
 // ---- arguments: all checked before anything connects ----
-
-function intArg(name: string, min: number, max: number): (text: string) => number {
-  return (text) => {
-    const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function portalArg(text: string): Portal {
-  if (!PORTAL_RE.test(text)) throw new InvalidArgumentError('must be HOST:PORT, e.g. 127.0.0.1:3260');
-  const p = parsePortal(text);
-  if (p.port < 1 || p.port > 65535) throw new InvalidArgumentError('port must be from 1 to 65535');
-  return p;
-}
 
 function nameArg(text: string): string {
   if (!NAME_RE.test(text)) throw new InvalidArgumentError(`must be 1 to ${NAME_BYTES} of A-Z a-z 0-9 _ -, starting with a letter or digit`);
@@ -492,7 +476,7 @@ async function statusCommand(o: CommonOptions): Promise<void> {
 /** The options of every pair subcommand: where the target is, which volume, how to log in. */
 function withTarget(cmd: Command): Command {
   return cmd
-    .requiredOption('--portal <host:port>', 'the iSCSI portal of the target, e.g. 127.0.0.1:3260', portalArg)
+    .requiredOption('--portal <host:port>', 'the iSCSI portal of the target, e.g. 127.0.0.1:3260', portalArg(1))
     .requiredOption('--target <iqn>', 'the target name, e.g. iqn.2026-11.dev.dkc-emu:test.pairs')
     .option('--lun <n>', `a data LU: the command acts on its volume (0 to ${LUN_MAX})`, intArg('--lun', 0, LUN_MAX))
     .option('--command-device <lun>', `a command device LU (0 to ${LUN_MAX}): the command acts on --ldev`, intArg('--command-device', 0, LUN_MAX))
