@@ -1,9 +1,12 @@
 // Runs every benchmark suite in turn and prints one line per case (npm run bench).
 // Benchmarks never run inside the test suite; results go to bench/RESULTS.md by hand.
+// `run.js pairs` runs the pair scenario (bench/pairs.bench.ts) instead: minutes and ~2.5 GiB of
+// disk writes, so a plain `npm run bench` leaves it out.
 import Benchmark from 'benchmark';
 import { bitmapSuite } from './bitmap.bench';
 import { cacheSuite, prepareCache } from './cache.bench';
 import { cdbSuite } from './cdb.bench';
+import { pairsBench } from './pairs.bench';
 import { paritySuite } from './parity.bench';
 import { pduSuite } from './pdu.bench';
 
@@ -25,6 +28,7 @@ function run(suite: Benchmark.Suite): Promise<void> {
 
 async function main(): Promise<void> {
   const only = process.argv[2];
+  if (only === 'pairs') return pairsBench();
   console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
   console.log('| suite | case | ops/s | ns/op | rme | samples |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: |');
