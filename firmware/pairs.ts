@@ -43,6 +43,8 @@ export type { PairState, CopyDirection } from './pair-table';
 /** Bytes of a volume one difference-bitmap bit stands for. */
 export const DIFF_UNIT_BYTES = 64 * 1024;
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+/** Chunks with nothing mapped one copier step may run through before it rests. */
+const UNMAPPED_CHUNKS_PER_STEP = 64;
 
 export interface PairCopyOptions {
   /** Bound on the blocks one copier step copies (default 2048). */
@@ -538,10 +540,16 @@ export class PairManager implements PairControl {
         continue;
       }
       this.lastCopied = pair;
-      await this.copyChunk(pair, ext);
-      if (pair.deleted) return true;
-      pair.cursor = ext.lba + ext.blocks;
-      if (++pair.stepsSinceSave >= this.copyOpts.stepsPerCheckpoint) await this.checkpoint(pair);
+      // A chunk with nothing mapped moves no data (thin volumes stay thin): the step goes on to
+      // the next chunk without the pace, so an empty 64 GiB volume does not take 65536 paces.
+      for (let chunks = 1; ext; chunks++) {
+        const moved = await this.copyChunk(pair, ext);
+        if (pair.deleted) return true;
+        pair.cursor = ext.lba + ext.blocks;
+        if (++pair.stepsSinceSave >= this.copyOpts.stepsPerCheckpoint) await this.checkpoint(pair);
+        if (moved || chunks >= UNMAPPED_CHUNKS_PER_STEP || this.stopping) break;
+        ext = nextWork(pair, pair.cursor, this.copyOpts.copyBlocksPerStep);
+      }
       const st = this.status(pair.row.id);
       t.report(`pair ${pair.row.id} ${st.state} ${pair.row.direction}: ${st.copy.percent}% (${st.copy.remainingBlocks} blocks to go)`);
       return true;
@@ -550,7 +558,8 @@ export class PairManager implements PairControl {
     return false;
   }
 
-  private async copyChunk(pair: Pair, ext: BlockExtent): Promise<void> {
+  /** Copy one chunk; whether any data moved (not only unmaps). */
+  private async copyChunk(pair: Pair, ext: BlockExtent): Promise<boolean> {
     const reverse = pair.row.direction === 'reverse';
     const src = reverse ? pair.s : pair.p;
     const dst = reverse ? pair.p : pair.s;
@@ -561,13 +570,19 @@ export class PairManager implements PairControl {
     }
     let release!: () => void;
     pair.copying = { ...ext, done: new Promise<void>((r) => (release = r)) };
+    let moved = false;
     try {
       const end = ext.lba + ext.blocks;
       for (let b = ext.lba; b < end; ) {
         // Thin volumes stay thin: an unmapped run of the source is unmapped on the destination.
         const x = src.extent(b, end - b);
-        if (x.mapped) await dst.internalWrite(b, Buffer.from(await src.read(b, x.blocks)), { fua: false });
-        else await dst.internalUnmap(b, x.blocks);
+        if (x.mapped) {
+          // The read returns a shared slab (firmware/read-buffers.ts): copied before it is written.
+          await dst.internalWrite(b, Buffer.from(await src.read(b, x.blocks)), { fua: false });
+          moved = true;
+        } else {
+          await dst.internalUnmap(b, x.blocks);
+        }
         b += x.blocks;
       }
       pair.diff.bitmap.clearBlocks(ext.lba, ext.blocks); // seed 002 Fig. 7 step 73
@@ -578,6 +593,7 @@ export class PairManager implements PairControl {
       pair.copying = null;
       release();
     }
+    return moved;
   }
 
   /** No unit left to copy: COPY ends in PAIR (seed 002 Fig. 7 step 76); PSUS stays PSUS. */
@@ -648,12 +664,15 @@ export class PairManager implements PairControl {
     await this.table.save();
   }
 
-  /** Blocks the copier still has to copy: units set in diff and not split. */
+  /** Blocks the copier still has to copy: units set in diff and not split (word-wise: asked every step). */
   private workBlocks(pair: Pair): number {
     if (pair.row.state === 'PSUE') return 0;
-    let n = 0;
-    for (let e = nextWork(pair, 0, Infinity); e; e = nextWork(pair, e.lba + e.blocks, Infinity)) n += e.blocks;
-    return n;
+    const diff = pair.diff.bitmap;
+    if (pair.split.bits.isEmpty()) return diff.countBlocks();
+    const work = new BlockBitmap(diff.volumeBlocks, diff.blocksPerBit);
+    work.copyFrom(diff);
+    work.andNot(pair.split);
+    return work.countBlocks();
   }
 
   private checkAreas(pair: Pair, areas: BlockExtent[]): void {

@@ -304,6 +304,7 @@ describe('pairs in one DKC (seed 002)', () => {
 
   it('state, bitmaps and progress survive a restart', async () => {
     await paired('x', 0, 1);
+    await rig.write('p1', 0, 4096, 5); // data in every unit: each copier step moves one
     rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 10 });
     await rig.run(rig.dkc.pairs.create(2, 3, { id: 'y' })); // restart in the middle of COPY
     await rig.run(rig.dkc.kernel.clock.sleep(250));
@@ -393,6 +394,19 @@ describe('pairs in one DKC (seed 002)', () => {
     await rig.copied('y');
     assert.ok(await rig.same('p1', 's1'));
   });
+  it('an empty volume copies without a pace per chunk: unmapped chunks run through in one step', async () => {
+    await rig.write('p0', 10 * UNIT + 5, 8, 1);
+    await rig.write('p0', 31 * UNIT, 8, 1);
+    rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 1000 });
+    await rig.run(rig.dkc.pairs.create(0, 1, { id: 'x' }));
+    await rig.run(rig.dkc.kernel.clock.sleep(10)); // well within the first pace
+    const st = rig.dkc.pairs.status('x');
+    assert.equal(st.copiedBlocks, 11 * UNIT, 'the first step: ten unmapped units, then the one with data');
+    assert.ok(await rig.same('p0', 's0', 0, 11 * UNIT));
+    await rig.run(rig.dkc.kernel.clock.sleep(2000)); // the second step copies the rest, the third ends the copy
+    assert.equal(rig.dkc.pairs.status('x').state, 'PAIR');
+  });
+
   it('the copier serves pairs round robin: two initial copies progress together', async () => {
     await rig.write('p0', 0, 4096, 1);
     await rig.write('p1', 0, 4096, 2);
