@@ -7,6 +7,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { Clock, RealClock } from '../firmware/kernel/clock';
+import { PAIR_NAME_RE } from '../firmware/pair-control';
 import type { ChapCredentials, CommandResult, IscsiInitiator } from '../target/iscsi/initiator';
 import { cdbInquiry, parseInquiry } from '../target/iscsi/initiator-scsi';
 import type { Portal } from '../target/iscsi/types';
@@ -23,8 +24,6 @@ export const CHAP_SECRET_ENV = 'DKC_CHAP_SECRET';
 const LDEV_MAX = 65535;
 const LUN_MAX = 16383;
 const AREA_BLOCKS_MAX = 2 ** 32 - 1;
-/** docs/pairs.md: pair and group names, 1-32 of A-Z a-z 0-9 _ -, starting with a letter or digit. */
-const NAME_RE = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_-]{0,${NAME_BYTES - 1}}$`);
 /** --wait: PAIR STATUS this often, and give up after --timeout seconds (the copy goes on). */
 const POLL_INTERVAL_MS = 250;
 const WAIT_TIMEOUT_S_DEFAULT = 3600;
@@ -96,7 +95,7 @@ interface CommandContext {
 // ---- arguments: all checked before anything connects ----
 
 function nameArg(text: string): string {
-  if (!NAME_RE.test(text)) throw new InvalidArgumentError(`must be 1 to ${NAME_BYTES} of A-Z a-z 0-9 _ -, starting with a letter or digit`);
+  if (!PAIR_NAME_RE.test(text)) throw new InvalidArgumentError(`must be 1 to ${NAME_BYTES} of A-Z a-z 0-9 _ -, starting with a letter or digit`);
   return text;
 }
 

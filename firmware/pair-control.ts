@@ -8,6 +8,9 @@ export type { BlockExtent } from './block-bitmap';
 export type { PairStatus } from './pairs';
 export * from './pair-errors';
 
+/** Pair names and consistency group names: 1-32 of A-Z a-z 0-9 _ -, starting with a letter or digit. */
+export const PAIR_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
 export interface PairControl {
   /** A new pair of two LDEVs; the initial copy runs in the background. */
   create(primary: number, secondary: number, o?: { id?: string; group?: string }): Promise<PairStatus>;

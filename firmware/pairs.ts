@@ -25,7 +25,7 @@ import { BitmapStore, PersistentBitmap } from './bitmap-store';
 import { BlockBitmap, BlockExtent } from './block-bitmap';
 import type { Kernel, Program, TaskContext } from './kernel/kernel';
 import type { HostUpdate, Ldev } from './ldev';
-import type { PairControl } from './pair-control';
+import { PAIR_NAME_RE, PairControl } from './pair-control';
 import {
   PairExistsError,
   PairGroupError,
@@ -42,7 +42,6 @@ export type { PairState, CopyDirection } from './pair-table';
 
 /** Bytes of a volume one difference-bitmap bit stands for. */
 export const DIFF_UNIT_BYTES = 64 * 1024;
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 /** Chunks with nothing mapped one copier step may run through before it rests. */
 const UNMAPPED_CHUNKS_PER_STEP = 64;
 
@@ -183,8 +182,8 @@ export class PairManager implements PairControl {
 
   private async createOp(primary: number, secondary: number, o: { id?: string; group?: string } = {}): Promise<PairStatus> {
     const id = o.id ?? `${primary}-${secondary}`;
-    if (!ID_RE.test(id)) throw new PairVolumeError(`bad pair id ${JSON.stringify(id)}`);
-    if (o.group !== undefined && !ID_RE.test(o.group)) throw new PairVolumeError(`bad group name ${JSON.stringify(o.group)}`);
+    if (!PAIR_NAME_RE.test(id)) throw new PairVolumeError(`bad pair id ${JSON.stringify(id)}`);
+    if (o.group !== undefined && !PAIR_NAME_RE.test(o.group)) throw new PairVolumeError(`bad group name ${JSON.stringify(o.group)}`);
     if (this.pairs.has(id)) throw new PairExistsError(id);
     const p = this.volume(primary);
     const s = this.volume(secondary);

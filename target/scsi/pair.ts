@@ -10,16 +10,14 @@ import {
   PairFlag, PairOp, PairRecord, PairVpd, encodePairVpd, encodeStatusData,
 } from './pair-cdb';
 import {
-  PairControl, PairExistsError, PairGroupError, PairNotFoundError, PairRangeError, PairStateError,
+  PAIR_NAME_RE, PairControl, PairExistsError, PairGroupError, PairNotFoundError, PairRangeError, PairStateError,
   PairStatus, PairVolumeError,
 } from '../../firmware/pair-control';
 
-/** Pair names and group names: what firmware/pairs.ts accepts. */
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 const LDEV_FIELD: FieldPointer = { cdb: true, byte: 4 };
 const SECONDARY_FIELD: FieldPointer = { cdb: true, byte: 2 };
 
-export function isCommandDevice(lu: LogicalUnit): boolean {
+function isCommandDevice(lu: LogicalUnit): boolean {
   return lu.def.kind === 'command-device';
 }
 
@@ -89,7 +87,7 @@ function decodeName(data: Buffer, at: number): string | undefined {
   for (let i = len; i < NAME_BYTES; i++) if (raw[i] !== 0) throw invalidParamField(at + i, 7);
   if (len === 0) return undefined;
   const s = raw.subarray(0, len).toString('latin1');
-  if (!NAME_RE.test(s)) throw invalidParamField(at, 7);
+  if (!PAIR_NAME_RE.test(s)) throw invalidParamField(at, 7);
   return s;
 }
 
