@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
+import type { PairStatus } from '../firmware/pairs';
 import type { DkcStatus } from '../firmware/status';
 import type { Portal } from '../target/iscsi/types';
 import { formatSize, loadConfig, RackConfig } from './config';
@@ -272,7 +273,7 @@ function formatDkc(d: DkcStatus): string[] {
   lines.push(...section('LUNs', ['PORT', 'LUN', 'LDEV'], d.luns.map((l) => [l.port, String(l.lun), `${l.ldev} (${volumeName(l.ldev)})`])));
   lines.push(...section('pairs', ['PAIR', 'GROUP', 'PRIMARY', 'SECONDARY', 'STATE', 'COPY', 'DIFFERENCE', 'SPLIT AREAS'], d.pairs.map((p) => [
     p.id, p.group ?? '', `${p.primary} (${volumeName(p.primary)})`, `${p.secondary} (${volumeName(p.secondary)})`,
-    p.direction === 'reverse' ? `${p.state} reverse` : p.state,
+    pairState(p),
     p.copy.totalBlocks > 0 ? `${p.copy.percent.toFixed(1)}% (${p.copy.remainingBlocks} blocks to go)` : '',
     `${p.differenceBlocks} blocks`, String(p.splitAreas.length),
   ])));
@@ -280,6 +281,12 @@ function formatDkc(d: DkcStatus): string[] {
     t.name, t.kind, String(t.runs), `${Number(t.busyMs.toFixed(1))}ms`, String(t.waits), String(t.active), t.detail ?? '',
   ])));
   return lines;
+}
+
+/** A split during a copy (seed 004) still sends the split image; a restore copies in reverse. */
+function pairState(p: PairStatus): string {
+  if (p.imagePending) return `${p.state} (split image on its way)`;
+  return p.direction === 'reverse' ? `${p.state} reverse` : p.state;
 }
 
 function section(name: string, header: string[], rows: string[][]): string[] {

@@ -378,7 +378,7 @@ export function pairJson(r: PairRecord) {
   return {
     name: r.id, group: r.group ?? null, primary: r.primary, secondary: r.secondary, state: r.state, direction: r.direction,
     copy: { totalBlocks: r.copyTotalBlocks, remainingBlocks: r.copyRemainingBlocks, percent: percentOf(r.copyTotalBlocks - r.copyRemainingBlocks, r.copyTotalBlocks) },
-    differenceBlocks: r.differenceBlocks, copiedBlocks: r.copiedBlocks,
+    differenceBlocks: r.differenceBlocks, copiedBlocks: r.copiedBlocks, imagePending: r.imagePending,
     primaryNaa: r.primaryNaa.toString('hex'), secondaryNaa: r.secondaryNaa.toString('hex'),
     splitAreaCount: r.splitAreaCount, splitAreas: r.splitAreas,
   };
@@ -399,7 +399,8 @@ function areasColumn(r: PairRecord): string {
 export function formatPairs(records: PairRecord[]): string {
   const header = ['PAIR', 'GROUP', 'P-LDEV', 'S-LDEV', 'STATE', 'DIR', 'COPY%', 'DIFF-BLOCKS', 'SPLIT-AREAS(LBA+BLOCKS)'];
   const rows = records.map((r) => [
-    r.id, r.group ?? '-', String(r.primary), String(r.secondary), r.state, r.direction, copyColumn(r), String(r.differenceBlocks), areasColumn(r),
+    // A split during a copy (seed 004): COPY% is the split image still on its way to the secondary.
+    r.id, r.group ?? '-', String(r.primary), String(r.secondary), r.state, r.imagePending ? 'image' : r.direction, copyColumn(r), String(r.differenceBlocks), areasColumn(r),
   ]);
   const all = [header, ...rows];
   const widths = header.map((_h, c) => Math.max(...all.map((row) => row[c].length)));

@@ -34,6 +34,12 @@ export type HostUpdate = { kind: 'write'; lba: number; data: Buffer; fua: boolea
  */
 export type WriteHook = (ldev: Ldev, update: HostUpdate, local: () => Promise<void>) => Promise<void>;
 
+/**
+ * Sees every host read before it is served (the pair manager: a split secondary whose image of
+ * the split instant is still being completed gets those blocks first, seed 004 claim 12).
+ */
+export type ReadHook = (ldev: Ldev, lba: number, blocks: number) => Promise<void>;
+
 /** Read data for the host interface comes from shared slabs (fewer allocations per command). */
 const readBuffers = new ReadBuffers();
 
@@ -53,6 +59,7 @@ export class Ldev implements Volume {
   private readonly hostWrite: Program;
   /** Set by the pair manager while this LDEV is in a pair. */
   writeHook: WriteHook | null = null;
+  readHook: ReadHook | null = null;
 
   constructor(
     dkcName: string,
@@ -75,7 +82,10 @@ export class Ldev implements Volume {
   }
 
   read(lba: number, blocks: number): Promise<Buffer> {
-    return this.kernel.run(this.hostRead, () => this.readBlocks(lba, blocks));
+    return this.kernel.run(this.hostRead, () => {
+      const hook = this.readHook;
+      return hook ? hook(this, lba, blocks).then(() => this.readBlocks(lba, blocks)) : this.readBlocks(lba, blocks);
+    });
   }
 
   write(lba: number, data: Buffer, opts: WriteOptions): Promise<void> {
@@ -83,6 +93,11 @@ export class Ldev implements Volume {
       const local = () => this.writeBlocks(lba, data, opts);
       return this.writeHook ? this.writeHook(this, { kind: 'write', lba, data, fua: opts.fua }, local) : local();
     });
+  }
+
+  /** A read by the firmware itself (copy, resync): the same path as host I/O, without the hook. */
+  internalRead(lba: number, blocks: number): Promise<Buffer> {
+    return this.kernel.run(this.hostRead, () => this.readBlocks(lba, blocks));
   }
 
   /** A write by the firmware itself (copy, resync): the same path as host I/O, without the hook. */

@@ -36,6 +36,11 @@ export interface PairRow {
   copyTotalBlocks: number;
   /** Why the pair is PSUE. */
   reason?: string;
+  /**
+   * Split during a copy (seed 004): the split image bitmap file exists, naming the units the
+   * secondary still has to get from the primary to hold the image of the split instant.
+   */
+  imagePending?: boolean;
 }
 
 interface Doc {

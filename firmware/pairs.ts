@@ -19,6 +19,12 @@
 // a secondary write that would land after the copy.
 // The copier (perpetual ROM task pair-copy) copies units set in diff and not split, in chunks of
 // at most copyBlocksPerStep blocks, and clears them (seed 002 Fig. 7 steps 71-74).
+// A split during a copy (seed 004: the split is reported at once, the copy goes on) keeps a third
+// bitmap, the split image: units the secondary still lacks from the primary as of the split
+// instant. Before the primary changes there, or the secondary is read or written there, the unit
+// is copied and its bit cleared durably (seed 004 claims 12, 16); the copier completes the rest.
+// The image file is saved after every change and only ever loses bits, so it is never stale in
+// the unsafe direction; if it is lost, so is the image, and the pair is PSUE.
 import * as path from 'node:path';
 import type pino from 'pino';
 import { BitmapStore, PersistentBitmap } from './bitmap-store';
@@ -68,6 +74,11 @@ export interface PairStatus {
   differenceBlocks: number;
   /** Blocks the copier has copied for this pair since the DKC powered on. */
   copiedBlocks: number;
+  /**
+   * Split during a copy (seed 004): the secondary is still getting the split instant's data of
+   * the units it lacked then; `copy` is that copy's progress.
+   */
+  imagePending: boolean;
   copy: { totalBlocks: number; remainingBlocks: number; percent: number };
   reason?: string;
 }
@@ -99,6 +110,10 @@ class Pair {
   stepsSinceSave = 0;
   deleted = false;
   copiedBlocks = 0;
+  /** Split during a copy: units the secondary lacks from the split instant (seed 004). */
+  image: PersistentBitmap | null = null;
+  /** Image copies, one at a time: a unit's bit is clear only once its copy is durable. */
+  imageChain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly row: PairRow,
@@ -153,6 +168,8 @@ export class PairManager implements PairControl {
         const split = new BlockBitmap(p.blockCount, row.blocksPerBit);
         for (const a of row.splitAreas) split.markBlocks(a.lba, a.blocks);
         const pair = new Pair(row, p, s, diff, split);
+        if (row.imagePending) changed = (await m.openImage(pair)) || changed;
+        else await m.store.remove(imageName(row.id)); // left by a split that never completed
         if (!diff.trusted) {
           opts.log.warn({ pair: row.id, reason: diff.reason }, 'difference bitmap not trusted: every unit will be copied');
           // A pair that was duplex may have lost differences with the bitmap: copy everything.
@@ -220,7 +237,28 @@ export class PairManager implements PairControl {
 
   private async splitOp(ids: string | string[]): Promise<void> {
     const pairs = (Array.isArray(ids) ? ids : [ids]).map((id) => this.pair(id));
-    for (const pair of pairs) if (pair.row.state !== 'PAIR') throw new PairStateError(pair.row.id, pair.row.state, 'split', 'needs PAIR');
+    for (const pair of pairs) {
+      const r = pair.row;
+      if (r.state !== 'PAIR' && !(r.state === 'COPY' && r.direction === 'forward')) {
+        throw new PairStateError(r.id, r.state, 'split', 'needs PAIR, or the copy of a create or resync');
+      }
+    }
+    // seed 004: a pair still copying splits at once. The units left to copy are an over-estimate
+    // once this resolves (in COPY the copier only removes units, host writes go to both), which is
+    // safe: a unit copied twice gets the same split-instant data.
+    const copying = pairs.filter((p) => p.row.state === 'COPY');
+    const images = await Promise.all(copying.map((p) => this.createImage(p)));
+    const gone = pairs.find((p) => p.deleted || (p.row.state !== 'PAIR' && p.row.state !== 'COPY'));
+    if (gone) {
+      await Promise.all(images.map((img, i) => img.close().then(() => this.store.remove(imageName(copying[i].row.id)))));
+      throw new PairStateError(gone.row.id, gone.row.state, 'split', 'changed while splitting');
+    }
+    copying.forEach((pair, i) => {
+      pair.image = images[i];
+      pair.row.imagePending = true;
+      pair.row.copyTotalBlocks = images[i].bitmap.countBlocks();
+      pair.cursor = 0;
+    });
     for (const pair of pairs) {
       pair.split.bits.setAll();
       pair.row.state = 'PSUS';
@@ -275,6 +313,8 @@ export class PairManager implements PairControl {
     } else if (st === 'PSUS') {
       if (areas) for (const a of areas) unsplit(pair.split, a);
       else pair.split.bits.reset();
+      // Units copied from the primary as it is now need no split-instant data any more.
+      await this.trimImage(pair);
     } else {
       throw new PairStateError(id, st, areas ? 'area resync' : 'resync', areas ? 'needs PSUS' : 'needs PSUS or PSUE');
     }
@@ -291,6 +331,7 @@ export class PairManager implements PairControl {
     const pair = this.pair(id);
     const st = pair.row.state;
     if (st !== 'PSUS' || !pair.split.bits.allSet(0, pair.split.bits.size)) throw new PairStateError(id, st, 'reverse resync', 'needs a whole-volume PSUS');
+    if (pair.image) throw new PairStateError(id, st, 'reverse resync', 'the split image is still being copied to the secondary');
     pair.split.bits.reset();
     pair.row.direction = 'reverse';
     return this.startCopy(pair);
@@ -349,18 +390,20 @@ export class PairManager implements PairControl {
     this.detach(pair);
     await Promise.all([...pair.inflight].map((h) => h.done));
     await pair.copying?.done;
+    await pair.imageChain;
     const i = this.table.rows.indexOf(pair.row);
     if (i >= 0) this.table.rows.splice(i, 1);
     await this.table.save();
     await pair.diff.close();
     await this.store.remove(bitmapName(id));
+    await this.dropImage(pair);
     this.opts.log.info({ pair: id }, 'pair deleted');
   }
 
   status(id: string): PairStatus {
     const pair = this.pair(id);
     const r = pair.row;
-    const remaining = this.workBlocks(pair);
+    const remaining = pair.image ? pair.image.bitmap.countBlocks() : this.workBlocks(pair);
     const total = Math.max(r.copyTotalBlocks, remaining);
     const s: PairStatus = {
       id: r.id,
@@ -371,6 +414,7 @@ export class PairManager implements PairControl {
       splitAreas: [...pair.split.extents()],
       differenceBlocks: pair.diff.bitmap.countBlocks(),
       copiedBlocks: pair.copiedBlocks,
+      imagePending: pair.image !== null,
       copy: { totalBlocks: total, remainingBlocks: remaining, percent: total === 0 ? 100 : Math.floor(((total - remaining) / total) * 1000) / 10 },
     };
     if (r.group !== undefined) s.group = r.group;
@@ -412,6 +456,7 @@ export class PairManager implements PairControl {
       }
     }
     await this.table.save().catch((err: unknown) => this.opts.log.error({ err }, 'pair table save at power-off failed'));
+    await Promise.all([...this.pairs.values()].map((p) => p.imageChain)); // each image change saves itself
     await this.closeBitmaps();
   }
 
@@ -424,6 +469,7 @@ export class PairManager implements PairControl {
     const hook = (ldev: Ldev, u: HostUpdate, local: () => Promise<void>) => this.hostUpdate(ldev, u, local);
     pair.p.writeHook = hook;
     pair.s.writeHook = hook;
+    pair.s.readHook = (_ldev, lba, blocks) => (pair.image ? this.completeImage(pair, lba, blocks) : Promise.resolve());
   }
 
   private detach(pair: Pair): void {
@@ -432,6 +478,7 @@ export class PairManager implements PairControl {
     this.byLdev.delete(pair.row.secondary);
     pair.p.writeHook = null;
     pair.s.writeHook = null;
+    pair.s.readHook = null;
   }
 
   private hostUpdate(ldev: Ldev, u: HostUpdate, local: () => Promise<void>): Promise<void> {
@@ -447,6 +494,8 @@ export class PairManager implements PairControl {
     // The copier's chunk and a host write to the same blocks exclude each other, so the copier
     // never writes older data over a newer duplex write.
     while (pair.copying && overlaps(pair.copying, lba, blocks)) await pair.copying.done;
+    // seed 004: the split instant's data goes to the secondary before the primary changes.
+    if (pair.image) await this.completeImage(pair, lba, blocks);
     if (pair.row.state === 'PSUE' || pair.deleted) return local();
     // From here to the writes' start nothing yields but markDirty: the decision below is made
     // at one instant with respect to splits, and the hold makes a split wait for this write.
@@ -482,6 +531,7 @@ export class PairManager implements PairControl {
     const first = pair.split.bitOf(lba);
     const last = pair.split.bitOf(lba + blocks - 1);
     if (st !== 'PSUS' || !pair.split.bits.allSet(first, last - first + 1)) throw new SecondaryProtectedError(pair.row.id, st, lba);
+    if (pair.image) await this.completeImage(pair, lba, blocks); // the rest of the units is the split image's
     pair.diff.bitmap.markBlocks(lba, blocks);
     await this.held(pair, lba, blocks, async () => {
       await pair.diff.markDirty();
@@ -511,7 +561,94 @@ export class PairManager implements PairControl {
     pair.split.bits.reset();
     pair.diff.bitmap.bits.setAll();
     pair.row.splitAreas = [];
-    await Promise.all([pair.diff.markDirty(), this.table.save()]);
+    await Promise.all([pair.diff.markDirty(), this.dropImage(pair)]);
+  }
+
+  // ---- the split image (a split during a copy, seed 004) ----------------------------------------
+
+  /** The units a copying pair has left to copy, saved as its split image file. */
+  private async createImage(pair: Pair): Promise<PersistentBitmap> {
+    const geometry = { volumeBlocks: pair.p.blockCount, blocksPerBit: pair.bpb };
+    await this.store.remove(imageName(pair.row.id));
+    const img = await this.store.create(imageName(pair.row.id), geometry, 'clear');
+    img.bitmap.copyFrom(pair.diff.bitmap);
+    img.bitmap.andNot(pair.split);
+    await img.save();
+    return img;
+  }
+
+  /** On power-on: the image file of a pair split during a copy; lost, the pair is PSUE. */
+  private async openImage(pair: Pair): Promise<boolean> {
+    const img = await this.store.open(imageName(pair.row.id), { volumeBlocks: pair.p.blockCount, blocksPerBit: pair.bpb });
+    if (img.trusted) {
+      pair.image = img;
+      return false;
+    }
+    await img.close();
+    this.opts.log.error({ pair: pair.row.id, reason: img.reason }, 'split image bitmap lost: the secondary no longer holds the split image (PSUE)');
+    await this.store.remove(imageName(pair.row.id));
+    Object.assign(pair.row, { state: 'PSUE', reason: `split image bitmap lost (${img.reason})`, splitAreas: [] });
+    delete pair.row.imagePending;
+    pair.split.bits.reset();
+    pair.diff.bitmap.bits.setAll();
+    await pair.diff.markDirty();
+    return true;
+  }
+
+  /**
+   * Copy the split instant's data of the image units in [lba, +blocks) to the secondary, durably,
+   * then clear their bits durably (seed 004 claims 12, 16). One at a time per pair, so a unit
+   * seen clear is clear on disk.
+   */
+  private completeImage(pair: Pair, lba: number, blocks: number): Promise<void> {
+    const run = pair.imageChain.then(async () => {
+      const img = pair.image;
+      if (!img || pair.deleted || blocks <= 0 || lba < 0 || lba >= img.bitmap.volumeBlocks) return;
+      const runs: BlockExtent[] = [];
+      const bpb = img.bitmap.blocksPerBit;
+      const end = Math.min(Math.ceil((lba + blocks) / bpb) * bpb, img.bitmap.volumeBlocks); // whole units
+      for (let e = img.bitmap.nextExtent(lba); e && e.lba < end; e = img.bitmap.nextExtent(e.lba + e.blocks)) {
+        runs.push({ lba: e.lba, blocks: Math.min(e.lba + e.blocks, end) - e.lba });
+      }
+      if (runs.length === 0) return;
+      try {
+        for (const r of runs) await this.copyBlocks(pair.p, pair.s, r);
+        await pair.s.flush();
+      } catch (err) {
+        await this.suspend(pair, `split image copy failed: ${(err as Error).message}`);
+        return;
+      }
+      if (pair.image !== img) return; // dropped meanwhile (resync, delete)
+      for (const r of runs) {
+        img.bitmap.clearBlocks(r.lba, r.blocks);
+        pair.copiedBlocks += r.blocks;
+      }
+      if (img.bitmap.bits.isEmpty()) await this.imageComplete(pair);
+      else await img.save();
+    });
+    pair.imageChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Image bits of units no longer split: those are copied from the primary as it is now. */
+  private async trimImage(pair: Pair): Promise<void> {
+    const img = pair.image;
+    if (!img) return;
+    await pair.imageChain;
+    img.bitmap.bits.and(pair.split.bits);
+    if (img.bitmap.bits.isEmpty()) await this.dropImage(pair);
+    else await img.save();
+  }
+
+  /** The image is complete or moot: the row first, then the file (a leftover file is removed on open). */
+  private async dropImage(pair: Pair): Promise<void> {
+    const img = pair.image;
+    pair.image = null;
+    delete pair.row.imagePending;
+    await this.table.save();
+    if (!img) return;
+    await img.close();
+    await this.store.remove(imageName(pair.row.id));
   }
 
   // ---- copier (ROM task pair-copy) ------------------------------------------------------------
@@ -532,6 +669,13 @@ export class PairManager implements PairControl {
     const from = all.indexOf(this.lastCopied!) + 1; // 0 when none, or it is gone
     for (const pair of [...all.slice(from), ...all.slice(0, from)]) {
       if (pair.deleted || pair.row.state === 'PSUE' || pair.row.state === 'PAIR') continue;
+      if (pair.image) {
+        this.lastCopied = pair;
+        await this.imageStep(pair);
+        const st = this.status(pair.row.id);
+        t.report(`pair ${pair.row.id} ${st.state} split image: ${st.copy.percent}% (${st.copy.remainingBlocks} blocks to go)`);
+        return true;
+      }
       let ext = nextWork(pair, pair.cursor, this.copyOpts.copyBlocksPerStep);
       if (!ext && pair.cursor > 0) ext = nextWork(pair, 0, this.copyOpts.copyBlocksPerStep);
       if (!ext) {
@@ -557,6 +701,27 @@ export class PairManager implements PairControl {
     return false;
   }
 
+  /** One bounded chunk of a pair's split image; once none is left, the image file goes. */
+  private async imageStep(pair: Pair): Promise<void> {
+    const img = pair.image!;
+    const max = this.copyOpts.copyBlocksPerStep;
+    const ext = img.bitmap.nextExtent(pair.cursor, max) ?? img.bitmap.nextExtent(0, max);
+    if (ext) {
+      await this.completeImage(pair, ext.lba, ext.blocks);
+      pair.cursor = ext.lba + ext.blocks;
+      return;
+    }
+    await pair.imageChain;
+    if (pair.image === img) await this.imageComplete(pair);
+  }
+
+  private async imageComplete(pair: Pair): Promise<void> {
+    pair.cursor = 0;
+    pair.row.copyTotalBlocks = 0;
+    await this.dropImage(pair);
+    this.opts.log.info({ pair: pair.row.id }, 'split image complete: the secondary holds the split instant');
+  }
+
   /** Copy one chunk; whether any data moved (not only unmaps). */
   private async copyChunk(pair: Pair, ext: BlockExtent): Promise<boolean> {
     const reverse = pair.row.direction === 'reverse';
@@ -571,19 +736,7 @@ export class PairManager implements PairControl {
     pair.copying = { ...ext, done: new Promise<void>((r) => (release = r)) };
     let moved = false;
     try {
-      const end = ext.lba + ext.blocks;
-      for (let b = ext.lba; b < end; ) {
-        // Thin volumes stay thin: an unmapped run of the source is unmapped on the destination.
-        const x = src.extent(b, end - b);
-        if (x.mapped) {
-          // The read returns a shared slab (firmware/read-buffers.ts): copied before it is written.
-          await dst.internalWrite(b, Buffer.from(await src.read(b, x.blocks)), { fua: false });
-          moved = true;
-        } else {
-          await dst.internalUnmap(b, x.blocks);
-        }
-        b += x.blocks;
-      }
+      moved = await this.copyBlocks(src, dst, ext);
       pair.diff.bitmap.clearBlocks(ext.lba, ext.blocks); // seed 002 Fig. 7 step 73
       pair.copiedBlocks += ext.blocks;
     } catch (err) {
@@ -591,6 +744,25 @@ export class PairManager implements PairControl {
     } finally {
       pair.copying = null;
       release();
+    }
+    return moved;
+  }
+
+  /** Copy blocks between the volumes of a pair; whether any data moved (not only unmaps). */
+  private async copyBlocks(src: Ldev, dst: Ldev, ext: BlockExtent): Promise<boolean> {
+    let moved = false;
+    const end = ext.lba + ext.blocks;
+    for (let b = ext.lba; b < end; ) {
+      // Thin volumes stay thin: an unmapped run of the source is unmapped on the destination.
+      const x = src.extent(b, end - b);
+      if (x.mapped) {
+        // The read returns a shared slab (firmware/read-buffers.ts): copied before it is written.
+        await dst.internalWrite(b, Buffer.from(await src.internalRead(b, x.blocks)), { fua: false });
+        moved = true;
+      } else {
+        await dst.internalUnmap(b, x.blocks);
+      }
+      b += x.blocks;
     }
     return moved;
   }
@@ -710,12 +882,16 @@ export class PairManager implements PairControl {
   }
 
   private async closeBitmaps(): Promise<void> {
-    await Promise.all([...this.pairs.values()].map((p) => p.diff.close()));
+    await Promise.all([...this.pairs.values()].flatMap((p) => [p.diff.close(), p.image?.close()]));
   }
 }
 
 function bitmapName(id: string): string {
   return `pair-${id}`;
+}
+
+function imageName(id: string): string {
+  return `pair-${id}-image`;
 }
 
 function overlaps(h: { lba: number; blocks: number }, lba: number, blocks: number): boolean {

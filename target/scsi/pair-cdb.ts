@@ -111,6 +111,8 @@ export interface PairRecord {
   copyRemainingBlocks: number;
   differenceBlocks: number;
   copiedBlocks: number;
+  /** Split during a copy (seed 004): the secondary is still getting the split instant's data. */
+  imagePending: boolean;
   primaryNaa: Buffer;
   secondaryNaa: Buffer;
   /** Every split area (the data lists at most STATUS_AREAS_MAX of them). */
@@ -137,7 +139,7 @@ export function encodeStatusDescriptor(r: PairRecord): Buffer {
   const b = Buffer.alloc(STATUS_DESCRIPTOR_BYTES + areas.length * AREA_DESCRIPTOR_BYTES);
   b.writeUInt16BE(b.length - 2, 0);
   b[2] = PAIR_STATE_CODES.indexOf(r.state);
-  b[3] = r.direction === 'reverse' ? 0x01 : 0;
+  b[3] = (r.direction === 'reverse' ? 0x01 : 0) | (r.imagePending ? 0x02 : 0);
   b.writeUInt16BE(r.primary, 4);
   b.writeUInt16BE(r.secondary, 6);
   b.writeBigUInt64BE(BigInt(r.copyTotalBlocks), 8);
@@ -184,6 +186,7 @@ export function decodeStatusData(d: Buffer): PairRecord[] {
       copyRemainingBlocks: Number(b.readBigUInt64BE(16)),
       differenceBlocks: Number(b.readBigUInt64BE(24)),
       copiedBlocks: Number(b.readBigUInt64BE(32)),
+      imagePending: (b[3] & 0x02) !== 0,
       primaryNaa: Buffer.from(b.subarray(104, 120)),
       secondaryNaa: Buffer.from(b.subarray(120, 136)),
       splitAreaCount: b.readUInt32BE(136),

@@ -186,7 +186,7 @@ function record(pairs: PairControl, st: PairStatus): PairRecord {
   return {
     id: st.id, group: st.group, primary: st.primary, secondary: st.secondary, state: st.state, direction: st.direction,
     copyTotalBlocks: st.copy.totalBlocks, copyRemainingBlocks: st.copy.remainingBlocks,
-    differenceBlocks: st.differenceBlocks, copiedBlocks: st.copiedBlocks,
+    differenceBlocks: st.differenceBlocks, copiedBlocks: st.copiedBlocks, imagePending: st.imagePending,
     primaryNaa: pairs.naa(st.primary) ?? Buffer.alloc(16), secondaryNaa: pairs.naa(st.secondary) ?? Buffer.alloc(16),
     splitAreaCount: st.splitAreas.length, splitAreas: st.splitAreas,
   };

@@ -48,7 +48,7 @@ export const STATUS: RackStatus = {
       ],
       pairs: [{
         id: 'db', group: 'cg', primary: 0, secondary: 2, state: 'COPY', direction: 'forward', splitAreas: [],
-        differenceBlocks: 1048576, copiedBlocks: 3145728,
+        differenceBlocks: 1048576, copiedBlocks: 3145728, imagePending: false,
         copy: { totalBlocks: 4194304, remainingBlocks: 1048576, percent: 75 },
       }],
       tasks: [

@@ -79,7 +79,7 @@ function ok(r: Run): Run {
 function record(o: Partial<PairRecord>): PairRecord {
   return {
     id: '9-10', primary: 9, secondary: 10, state: 'PAIR', direction: 'forward', copyTotalBlocks: 0, copyRemainingBlocks: 0,
-    differenceBlocks: 0, copiedBlocks: 0, primaryNaa: Buffer.alloc(16), secondaryNaa: Buffer.alloc(16), splitAreaCount: 0, splitAreas: [], ...o,
+    differenceBlocks: 0, copiedBlocks: 0, imagePending: false, primaryNaa: Buffer.alloc(16), secondaryNaa: Buffer.alloc(16), splitAreaCount: 0, splitAreas: [], ...o,
   };
 }
 
@@ -245,7 +245,7 @@ describe('dkc pair (against a rack)', function () {
     assert.equal(out.command, 'status');
     assert.deepEqual(out.pairs[0], {
       name: 'p01', group: 'g1', primary: 0, secondary: 1, state: 'PAIR', direction: 'forward',
-      copy: { totalBlocks: 0, remainingBlocks: 0, percent: 100 }, differenceBlocks: 0, copiedBlocks: 16384,
+      copy: { totalBlocks: 0, remainingBlocks: 0, percent: 100 }, differenceBlocks: 0, copiedBlocks: 16384, imagePending: false,
       primaryNaa: ldev('p').naa.toString('hex'), secondaryNaa: ldev('s').naa.toString('hex'), splitAreaCount: 0, splitAreas: [],
     });
     assert.equal(j.stderr, '');

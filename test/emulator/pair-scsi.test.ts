@@ -214,9 +214,7 @@ describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
       assert.deepEqual(st.primaryNaa, await naa(0));
       assert.deepEqual(st.secondaryNaa, await naa(1));
 
-      // Wrong states while the initial copy runs.
-      await refused(0, pairSplitResync({ split: true }), sequence('COPY'));
-      await refused(1, pairSplitResync({ split: true }), sequence('COPY'));
+      // Wrong states while the initial copy runs (a whole split is right: seed 004, below).
       await refused(0, pairSplitResync({ split: true, areas: [{ lba: 0, blocks: 1 }] }), sequence('COPY'));
       await refused(0, pairSplitResync({ split: false }), sequence('COPY'));
       await refused(0, pairSplitResync({ split: false, areas: [{ lba: 0, blocks: 1 }] }), sequence('COPY'));
@@ -342,6 +340,28 @@ describe('vendor pair commands through iSCSI (docs/pairs.md)', function () {
       await refused(0, pairDelete({}), sequence('SMPL'));
       await refused(0, poke(pairDelete({}), 2, 1), invalidCdb(2, 0));
       await ini.write16(1, 0, pattern(512, 0, 1, 6));
+    });
+  });
+
+  describe('a split while the copy runs (seed 004)', () => {
+    it('is GOOD at once; PAIR STATUS shows the split image on its way; the secondary reads the split instant', async () => {
+      await ini.write16(0, 0, pattern(512, 0, VOLUME_BLOCKS, 7));
+      pairs().setCopyOptions({ paceMs: 50, copyBlocksPerStep: UNIT });
+      await good(0, pairCreate({ secondary: LDEV.sv, name: 'q1' }));
+      await good(0, pairSplitResync({ split: true }));
+      const [st] = await status(0);
+      assert.equal(st.state, 'PSUS');
+      assert.ok(st.imagePending && st.copyRemainingBlocks > 0 && st.copyTotalBlocks >= st.copyRemainingBlocks, JSON.stringify(st));
+      await refused(0, pairSplitResync({ split: false, reverse: true }), sequence('PSUS')); // not before the image is whole
+      await ini.write16(0, 0, pattern(512, 0, VOLUME_BLOCKS, 8)); // the primary changes everywhere
+      assert.ok((await ini.read16(1, 0, VOLUME_BLOCKS)).equals(pattern(512, 0, VOLUME_BLOCKS, 7)), 'the secondary is the split instant');
+      const [after] = await status(0);
+      assert.equal(after.imagePending, false, 'each unit went before the primary changed it');
+      pairs().setCopyOptions({ paceMs: 1, copyBlocksPerStep: 2048 });
+      await good(0, pairSplitResync({ split: false }));
+      await settle(0, 'PAIR');
+      assert.ok((await ini.read16(1, 0, VOLUME_BLOCKS)).equals(pattern(512, 0, VOLUME_BLOCKS, 8)));
+      await good(0, pairDelete({}));
     });
   });
 

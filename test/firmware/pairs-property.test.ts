@@ -10,7 +10,7 @@ import { pattern, prng, silentLog, tmpDirs } from '../emulator/helpers';
 // issue 4 must-show: on the virtual clock, from a seed, random sequences of host writes (to
 // primaries, and to split secondaries), unmaps, splits (a consistency group at one instant),
 // area splits, resyncs (whole and by ranges, with host writes while the copy runs), reverse
-// resyncs and restarts. A model holds what each volume must contain: after every split the
+// resyncs, splits while a resync copies (seed 004) and restarts. A model holds what each volume must contain: after every split the
 // secondary equals the primary as of the split instant, after every resync the two are
 // identical, and after a restart both are as they were. Replay with SEED=...
 const SEED = process.env.SEED !== undefined ? Number(process.env.SEED) : 20261122;
@@ -190,6 +190,23 @@ async function runOne(seed: number, dir: string): Promise<string[]> {
       else m.split.fill(false);
       // host writes while the copy runs
       for (let i = int(3); i > 0; i--) await writePrimary(m);
+      if (!ranges && int(3) === 0 && dkc.pairs.status(m.id).state === 'COPY') {
+        // seed 004: a split while the copy runs is done at once; the secondary is the primary of
+        // this instant, though part of it is still on its way (it goes before the primary changes)
+        log.push(`split ${m.id} during the copy`);
+        await run(dkc.pairs.split(m.id));
+        m.split.fill(true);
+        m.state = 'PSUS';
+        m.pData.copy(m.sData);
+        for (let i = int(4); i > 0; i--) await writePrimary(m);
+        if (int(3) === 0) {
+          log.push('restart with the split image still being copied');
+          await run(dkc.close());
+          dkc = await openDkc(cfg.config.dkcs[0], dir, silentLog, { clock: new VirtualClock() });
+        }
+        await check(m, 'after a split during the copy');
+        continue;
+      }
       if (int(5) === 0) {
         log.push('restart during the copy');
         await run(dkc.close());
@@ -234,12 +251,13 @@ describe('pairs: seeded property test on the virtual clock (issue 4 must-show)',
   const tmp = tmpDirs();
   for (let i = 0; i < RUNS; i++) {
     const seed = SEED + i;
-    it(`random writes, splits, area splits, resyncs and restarts keep the model (seed ${seed})`, async () => {
+    it(`random writes, splits (also during a copy), area splits, resyncs and restarts keep the model (seed ${seed})`, async () => {
       console.log(`      seed ${seed} (replay with SEED=${seed})`);
       const log = await runOne(seed, tmp.make('pairs-prop'));
       const count = (w: string) => log.filter((l) => l.startsWith(w)).length;
+      const during = log.filter((l) => l.endsWith('during the copy')).length;
       console.log(
-        `      ${log.length} steps: ${count('write')} writes, ${count('unmap')} unmaps, ${count('split ')} splits (${count('split group')} of the group), ` +
+        `      ${log.length} steps: ${count('write')} writes, ${count('unmap')} unmaps, ${count('split ')} splits (${count('split group')} of the group, ${during} during a copy), ` +
           `${count('area split')} area splits, ${count('resync')} resyncs, ${count('reverse')} reverse, ${count('restart')} restarts`,
       );
     });

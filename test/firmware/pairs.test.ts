@@ -282,8 +282,7 @@ describe('pairs in one DKC (seed 002)', () => {
     await rig.run(pairs.create(0, 1, { id: 'x' }));
     await assert.rejects(rig.run(pairs.create(2, 3, { id: 'x' })), PairExistsError);
     await assert.rejects(rig.run(pairs.create(1, 2)), PairVolumeError); // already paired
-    // COPY
-    await assert.rejects(rig.run(pairs.split('x')), (e: PairStateError) => e instanceof PairStateError && e.state === 'COPY');
+    // COPY (a whole split is allowed: seed 004, tested below)
     await assert.rejects(rig.run(pairs.splitAreas('x', [{ lba: 0, blocks: 1 }])), PairStateError);
     await assert.rejects(rig.run(pairs.resync('x')), PairStateError);
     await assert.rejects(rig.write('s0', 0, 1, 1), SecondaryProtectedError);
@@ -300,6 +299,15 @@ describe('pairs in one DKC (seed 002)', () => {
     await assert.rejects(rig.run(pairs.split('x')), (e: PairStateError) => e.state === 'PSUS');
     await rig.run(pairs.resync('x', [{ lba: 0, blocks: 1 }]));
     await assert.rejects(rig.run(pairs.reverseResync('x')), PairStateError); // no longer whole-volume
+    // COPY of a restore: no split
+    await rig.run(pairs.resync('x'));
+    await rig.copied('x');
+    await rig.write('p0', 0, 4096, 1);
+    await rig.run(pairs.split('x'));
+    await rig.write('s0', 0, 4096, 2);
+    rig.slow();
+    await rig.run(pairs.reverseResync('x'));
+    await assert.rejects(rig.run(pairs.split('x')), (e: PairStateError) => e instanceof PairStateError && e.state === 'COPY');
   });
 
   it('state, bitmaps and progress survive a restart', async () => {
@@ -405,6 +413,65 @@ describe('pairs in one DKC (seed 002)', () => {
     assert.ok(await rig.same('p0', 's0', 0, 11 * UNIT));
     await rig.run(rig.dkc.kernel.clock.sleep(2000)); // the second step copies the rest, the third ends the copy
     assert.equal(rig.dkc.pairs.status('x').state, 'PAIR');
+  });
+
+  /** A pair in the middle of its initial copy of p0 (written whole with generation 1). */
+  async function copying(): Promise<void> {
+    await rig.write('p0', 0, 4096, 1);
+    rig.slow();
+    await rig.run(rig.dkc.pairs.create(0, 1, { id: 'x' }));
+    await rig.run(rig.dkc.kernel.clock.sleep(10));
+    const st = rig.dkc.pairs.status('x');
+    assert.ok(st.state === 'COPY' && st.copy.remainingBlocks > 0 && st.copy.remainingBlocks < 4096, JSON.stringify(st.copy));
+  }
+
+  it('split during a copy (seed 004): done at once; the secondary is the split instant while the primary changes', async () => {
+    await copying();
+    await rig.run(rig.dkc.pairs.split('x'));
+    const st = rig.dkc.pairs.status('x');
+    assert.equal(st.state, 'PSUS');
+    assert.ok(st.imagePending && st.copy.remainingBlocks > 0, `the image is still being copied: ${JSON.stringify(st)}`);
+    await rig.write('p0', 30 * UNIT, 2 * UNIT, 2); // units not yet copied: their old data goes first
+    await rig.write('p0', 0, 8, 2); // a unit copied before the split
+    assert.ok((await rig.read('s0', 30 * UNIT, UNIT)).equals(pattern(512, 30 * UNIT, UNIT, 1)), 'a unit the copy had not reached');
+    await rig.write('s0', 20 * UNIT + 3, 1, 3); // the secondary is writable: the rest of that unit is the split's
+    assert.ok((await rig.read('s0', 20 * UNIT, 3)).equals(pattern(512, 20 * UNIT, 3, 1)));
+    rig.fast();
+    await rig.run(rig.dkc.kernel.clock.sleep(100));
+    assert.equal(rig.dkc.pairs.status('x').imagePending, false, 'the copier completed the image');
+    const want = pattern(512, 0, 4096, 1);
+    pattern(512, 20 * UNIT + 3, 1, 3).copy(want, (20 * UNIT + 3) * 512);
+    assert.ok((await rig.read('s0')).equals(want), 'the secondary holds the split instant (and its own write)');
+    await rig.run(rig.dkc.pairs.resync('x'));
+    await rig.copied('x');
+    assert.ok(await rig.same('p0', 's0'));
+  });
+
+  it('split during a copy survives a restart; a lost split image bitmap makes the pair PSUE', async () => {
+    await copying();
+    await rig.run(rig.dkc.pairs.split('x'));
+    await rig.write('p0', 0, 4096, 2); // every unit: those not yet copied go to the secondary first
+    await rig.restart();
+    const st = rig.dkc.pairs.status('x');
+    assert.equal(st.state, 'PSUS');
+    assert.ok((await rig.read('s0')).equals(pattern(512, 0, 4096, 1)));
+    // Again, and lose the image file while powered off.
+    await rig.run(rig.dkc.pairs.resync('x'));
+    await rig.copied('x');
+    await rig.run(rig.dkc.pairs.delete('x'));
+    await copying();
+    await rig.run(rig.dkc.pairs.split('x'));
+    await rig.close();
+    const files = (await fs.readdir(rig.dir, { recursive: true })).filter((f) => f.endsWith('pair-x-image.bitmap'));
+    assert.equal(files.length, 1, `one image file: ${files}`);
+    await fs.rm(path.join(rig.dir, files[0]));
+    await rig.open();
+    const lost = rig.dkc.pairs.status('x');
+    assert.equal(lost.state, 'PSUE');
+    assert.match(lost.reason ?? '', /split image bitmap lost/);
+    await rig.run(rig.dkc.pairs.resync('x')); // from PSUE: a full copy
+    await rig.copied('x');
+    assert.ok(await rig.same('p0', 's0'));
   });
 
   it('the copier serves pairs round robin: two initial copies progress together', async () => {

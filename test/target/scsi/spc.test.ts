@@ -48,10 +48,17 @@ describe('INQUIRY', () => {
     checkCondition(await h.run(n, inquiry(2, 0)), Sense.INVALID_FIELD_IN_CDB, { fieldPointer: { cdb: true, byte: 1, bit: 1 } });
   });
 
-  it('VPD 00h lists 00 80 83 86 B0 B1 B2', async () => {
+  it('VPD 00h lists 00 80 83 86 8F B0 B1 B2 C0 (Pair Information, docs/pairs.md)', async () => {
     const n = await h.login();
     const d = good(await h.run(n, inquiry(1, 0)));
-    assert.deepStrictEqual(d, hex('00 00 0008 00 80 83 86 8f b0 b1 b2'));
+    assert.deepStrictEqual(d, hex('00 00 0009 00 80 83 86 8f b0 b1 b2 c0'));
+  });
+
+  it('VPD C0h without a DKC pair engine: SMPL, no partner', async () => {
+    const n = await h.login();
+    const d = good(await h.run(n, inquiry(1, 0xc0)));
+    assert.strictEqual(d.length, 96);
+    assert.deepStrictEqual([d[1], d.readUInt16BE(2), d[4], d[5]], [0xc0, 92, 0, 0]);
   });
 
   it('VPD 80h: unit serial number', async () => {
