@@ -601,7 +601,7 @@ export class PairManager implements PairControl {
    * seen clear is clear on disk.
    */
   private completeImage(pair: Pair, lba: number, blocks: number): Promise<void> {
-    const run = pair.imageChain.then(async () => {
+    return this.imageOp(pair, async () => {
       const img = pair.image;
       if (!img || pair.deleted || blocks <= 0 || lba < 0 || lba >= img.bitmap.volumeBlocks) return;
       const runs: BlockExtent[] = [];
@@ -626,18 +626,24 @@ export class PairManager implements PairControl {
       if (img.bitmap.bits.isEmpty()) await this.imageComplete(pair);
       else await img.save();
     });
-    pair.imageChain = run.catch(() => undefined);
-    return run;
   }
 
   /** Image bits of units no longer split: those are copied from the primary as it is now. */
-  private async trimImage(pair: Pair): Promise<void> {
-    const img = pair.image;
-    if (!img) return;
-    await pair.imageChain;
-    img.bitmap.bits.and(pair.split.bits);
-    if (img.bitmap.bits.isEmpty()) await this.dropImage(pair);
-    else await img.save();
+  private trimImage(pair: Pair): Promise<void> {
+    return this.imageOp(pair, async () => {
+      const img = pair.image;
+      if (!img) return;
+      img.bitmap.bits.and(pair.split.bits);
+      if (img.bitmap.bits.isEmpty()) await this.dropImage(pair);
+      else await img.save();
+    });
+  }
+
+  /** Changes to a pair's split image run one at a time. */
+  private imageOp(pair: Pair, body: () => Promise<void>): Promise<void> {
+    const run = pair.imageChain.then(body);
+    pair.imageChain = run.catch(() => undefined);
+    return run;
   }
 
   /** The image is complete or moot: the row first, then the file (a leftover file is removed on open). */
