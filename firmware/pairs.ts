@@ -229,7 +229,8 @@ export class PairManager implements PairControl {
    * Split pairs at one instant (seed 002 Fig. 3 step 44): from this call on, host writes are no
    * longer reflected on the secondaries; it resolves once the writes already under way have
    * landed, so every write acknowledged before the call is on the secondary. Several ids (a
-   * consistency group) split at the same instant: all are checked first, then all flip.
+   * consistency group) split at the same instant: all are checked first, then all flip. A pair
+   * still copying (create or resync) splits at once too (seed 004): its split image goes on.
    */
   split(ids: string | string[]): Promise<void> {
     return this.command(() => this.splitOp(ids));
