@@ -1,11 +1,13 @@
 // Runs every benchmark suite in turn and prints one line per case (npm run bench).
 // Benchmarks never run inside the test suite; results go to bench/RESULTS.md by hand.
 // `run.js pairs` runs the pair scenario (bench/pairs.bench.ts) instead: minutes and ~2.5 GiB of
-// disk writes, so a plain `npm run bench` leaves it out.
+// disk writes, so a plain `npm run bench` leaves it out. `run.js degraded` times 4 KiB random
+// writes on a healthy and a degraded RAID-5 group (bench/degraded-write.bench.ts).
 import Benchmark from 'benchmark';
 import { bitmapSuite } from './bitmap.bench';
 import { cacheSuite, prepareCache } from './cache.bench';
 import { cdbSuite } from './cdb.bench';
+import { degradedWriteBench } from './degraded-write.bench';
 import { pairsBench } from './pairs.bench';
 import { paritySuite } from './parity.bench';
 import { pduSuite } from './pdu.bench';
@@ -29,6 +31,7 @@ function run(suite: Benchmark.Suite): Promise<void> {
 async function main(): Promise<void> {
   const only = process.argv[2];
   if (only === 'pairs') return pairsBench();
+  if (only === 'degraded') return degradedWriteBench();
   console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
   console.log('| suite | case | ops/s | ns/op | rme | samples |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: |');

@@ -2,7 +2,7 @@
 // sparse file behind a fault decorator (dkc disk fail|pull|insert|slow|media-error) and, when
 // configured, a timing model. A bay keeps its identity while the drive in it is swapped
 // (dkc disk replace puts a new blank drive in), so RAID groups hold bays, not files.
-import type { Drive, DriveBays, RaidGroupDevice, SlotAssignment } from '../firmware/drive';
+import type { Drive, DriveBays, RaidGroupDevice, RowLog, SlotAssignment } from '../firmware/drive';
 import type { Clock } from '../firmware/kernel/clock';
 import type { Prng } from '../firmware/kernel/prng';
 import type { RaidGroupEntry } from '../firmware/ram';
@@ -124,8 +124,8 @@ export class EmulatedBays implements DriveBays {
     return b.status();
   }
 
-  assemble(entry: RaidGroupEntry, slots: SlotAssignment[]): RaidGroupDevice {
-    return createRaidGroup(entry.name, entry.level, entry.stripeSizeBytes, slots.map((s) => s.drive), slots);
+  assemble(entry: RaidGroupEntry, slots: SlotAssignment[], rowLog?: RowLog): RaidGroupDevice {
+    return createRaidGroup(entry.name, entry.level, entry.stripeSizeBytes, slots.map((s) => s.drive), slots, rowLog);
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
 //   <data-dir>/lock                            pid of the process using the directory
 //   <data-dir>/<dkc>/disks/<group>-<i>.img     sparse disk files
 //   <data-dir>/<dkc>/ldev/ldev-<hex>.map       allocation maps (firmware/allocation-map.ts)
+//   <data-dir>/<dkc>/ldev/parity-log           RAID 5/6 rows written while degraded (firmware/parity-log.ts)
 //   <data-dir>/<dkc>/state/<target>/ldev-<hex>/ per-LU state documents (firmware/state-store.ts)
 //
 // A configuration may append DKCs, RAID groups and volumes to an existing directory; anything

@@ -5,7 +5,7 @@
 //   mirror.ts        RAID 1 (n-way mirror) and RAID 10 (mirrored pairs, striped)
 //   parity-group.ts  RAID 5 and RAID 6 (rotating P, and Q), left-symmetric as Linux md
 // The firmware owns rebuild tasks, pacing, spares and progress; a group gives the per-row mechanics.
-import type { Drive, RaidGroupDevice, RaidLevel } from '../firmware/drive';
+import type { Drive, RaidGroupDevice, RaidLevel, RowLog } from '../firmware/drive';
 import { MemberInit, RaidGroupBase } from './raid/base';
 import { MirrorGroup } from './raid/mirror';
 import { ParityGroup } from './raid/parity-group';
@@ -33,10 +33,11 @@ export function raidCapacity(level: RaidLevel, diskCount: number, diskSizeBytes:
 /**
  * A RAID group over drives (slot i = drives[i]). members: each slot's state as the firmware last
  * recorded it (omitted: all normal); a failed slot's drive is never touched, a rebuilding one is
- * trusted below its rebuiltRows.
+ * trusted below its rebuiltRows. rowLog: RAID 5/6 log their degraded row writes there (the write
+ * hole); without one they do not.
  */
 export function createRaidGroup(
-  name: string, level: RaidLevel, stripeSizeBytes: number, drives: Drive[], members?: MemberInit[],
+  name: string, level: RaidLevel, stripeSizeBytes: number, drives: Drive[], members?: MemberInit[], rowLog?: RowLog,
 ): RaidGroupDevice & RaidGroupBase {
   switch (level) {
     case 0:
@@ -46,6 +47,6 @@ export function createRaidGroup(
       return new MirrorGroup(name, level, stripeSizeBytes, drives, members);
     case 5:
     case 6:
-      return new ParityGroup(name, level, stripeSizeBytes, drives, members);
+      return new ParityGroup(name, level, stripeSizeBytes, drives, members, rowLog);
   }
 }

@@ -16,6 +16,7 @@ import { ldevHex } from './identity';
 import { Kernel } from './kernel/kernel';
 import { Ldev, LdevDefinition } from './ldev';
 import { PairManager } from './pairs';
+import { ParityLog } from './parity-log';
 import { RaidTable } from './raid-table';
 import { LuEntry, Ram, RaidGroupEntry } from './ram';
 import type { DkcStatus, RaidGroupStatus } from './status';
@@ -76,6 +77,8 @@ export class Dkc {
     private readonly cache: DkcCache,
     readonly bays: DriveBays,
     readonly raidTable: RaidTable,
+    /** The parity log: RAID 5/6 rows written while degraded (firmware/parity-log.ts). */
+    readonly parityLog: ParityLog,
     private readonly log: pino.Logger,
   ) {
     this.hostInterface = new HostInterface(this.ram, this.ldevs);
@@ -102,9 +105,18 @@ export class Dkc {
       groups: def.raidGroups.map((g) => ({ name: g.name, drives: g.disks })),
       spares: def.spares ?? [],
     });
-    const groups = def.raidGroups.map((g) =>
-      bays.assemble(g, table.slots(g.name).map((s) => ({ drive: bays.drive(s.drive), state: s.state, rebuiltRows: s.rebuiltRows }))),
-    );
+    // The controller's NVRAM for the write hole (docs/raid.md): redone before anything else runs.
+    const parityLog = await ParityLog.open(path.join(metaDir, 'parity-log'), { log: dlog });
+    let groups: RaidGroupDevice[];
+    try {
+      groups = def.raidGroups.map((g) =>
+        bays.assemble(g, table.slots(g.name).map((s) => ({ drive: bays.drive(s.drive), state: s.state, rebuiltRows: s.rebuiltRows })), parityLog),
+      );
+      await Dkc.redoParityLog(parityLog, groups, table, dlog);
+    } catch (err) {
+      await parityLog.close().catch(() => undefined);
+      throw err;
+    }
     // Opened in every mode: a journal a write-back run left behind is replayed first.
     const cache = await DkcCache.open({
       ...(def.cache ?? { sizeBytes: CACHE_DEFAULT_BYTES, mode: 'write-through' }),
@@ -112,8 +124,11 @@ export class Dkc {
       dir: path.join(metaDir, 'cache'),
       kernel,
       log: dlog,
+    }).catch(async (err: unknown) => {
+      await parityLog.close().catch(() => undefined);
+      throw err;
     });
-    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache.mode === 'off' ? null : cache), cache, bays, table, dlog);
+    const dkc = new Dkc(def, kernel, new DriveInterface(groups, cache.mode === 'off' ? null : cache), cache, bays, table, parityLog, dlog);
     try {
       for (const rg of def.raidGroups) dkc.ram.addRaidGroup(rg);
       for (const d of def.ldevs) dkc.ram.addLdev(d);
@@ -133,6 +148,7 @@ export class Dkc {
       await dkc.closeLdevs();
       await cache.close().catch(() => undefined);
       await kernel.stop();
+      await parityLog.close().catch(() => undefined);
       throw err;
     }
     for (const g of groups) g.onEvent = (e) => dkc.raidEvent(g, e);
@@ -140,6 +156,32 @@ export class Dkc {
     if (def.scrub) kernel.start('scrub', (t) => scrub(dkc, t, def.scrub!));
     dkc.log.debug({ ldevs: def.ldevs.length, lus: def.lus.length }, 'DKC powered on');
     return dkc;
+  }
+
+  /**
+   * Power-on, before the cache replays its journal and before any I/O: redo the RAID 5/6 rows a
+   * crash left half-written while degraded (docs/raid.md, "Write hole"). A member that fails
+   * meanwhile is written to the RAID table before the groups serve I/O. From here on a
+   * checkpoint of the log flushes the parity groups' members.
+   */
+  private static async redoParityLog(parityLog: ParityLog, groups: RaidGroupDevice[], table: RaidTable, log: pino.Logger): Promise<void> {
+    const parity = groups.filter((g) => g.level === 5 || g.level === 6);
+    parityLog.setCheckpointSync(async () => {
+      // A group past saving cannot flush; its records are of no use to it either.
+      await Promise.all(parity.map((g) => g.flush().catch((err: unknown) => log.error({ err, group: g.name }, 'parity log checkpoint: flush failed'))));
+    });
+    const saves: Promise<void>[] = [];
+    for (const g of parity) {
+      g.onEvent = (e) => {
+        if (e.kind === 'member-failed') saves.push(table.setSlot(g.name, e.slot, { drive: e.drive, state: 'failed', rebuiltRows: 0 }));
+      };
+    }
+    try {
+      await parityLog.replay((name) => groups.find((g) => g.name === name));
+    } finally {
+      for (const g of parity) g.onEvent = null;
+      await Promise.all(saves);
+    }
   }
 
   ldev(n: number): Ldev {
@@ -283,6 +325,11 @@ export class Dkc {
     }
     await this.pairs.close(); // after the flush: the bitmaps saved clean say the copied data is there
     await this.closeLdevs();
+    try {
+      await this.parityLog.close(); // after the flush: every record is retired, the file left empty
+    } catch (err) {
+      this.log.error({ err }, 'parity log close failed');
+    }
     await this.raidTable.idle();
     await this.bays.close();
     this.log.debug({ cache: this.cache.stats }, 'DKC closed');

@@ -82,6 +82,30 @@ export interface SlotAssignment {
 }
 
 /**
+ * The controller's non-volatile row log (firmware/parity-log.ts, the DKC's NVRAM): closes the
+ * RAID 5/6 write hole. Before a parity group writes a row that is degraded (a member of the row
+ * not readable), or one that still has a record here, it records the row's new data bytes
+ * [lo, lo + len) of every data chunk, durably; power-on redoes the records a crash left, before
+ * any I/O (docs/raid.md, "Write hole").
+ */
+export interface RowLog {
+  /** Whether row of group has a record not yet retired (its writes must be logged too). */
+  live(group: string, row: number): boolean;
+  /**
+   * Record data (one buffer per data chunk of the row, all of one length, in data-chunk order):
+   * resolves once the record is durable. The caller holds the row's exclusive lock until end.
+   */
+  append(group: string, row: number, lo: number, data: Buffer[]): Promise<RowLogTicket>;
+  /** The member writes the record was for have returned (done or failed). */
+  end(ticket: RowLogTicket): void;
+}
+
+/** What RowLog.append hands back, for RowLog.end. */
+export interface RowLogTicket {
+  readonly seq: number;
+}
+
+/**
  * The drive bays of one DKC (emulator/ fills them): every physical drive by name, group members
  * and spares alike, and how to build a RAID group over some of them. The firmware decides which
  * drive sits in which slot (firmware/raid-table.ts).
@@ -89,7 +113,8 @@ export interface SlotAssignment {
 export interface DriveBays {
   drive(name: string): Drive;
   status(name: string): DriveStatus;
-  assemble(entry: RaidGroupEntry, slots: SlotAssignment[]): RaidGroupDevice;
+  /** rowLog: where RAID 5/6 groups log degraded row writes (other levels need none). */
+  assemble(entry: RaidGroupEntry, slots: SlotAssignment[], rowLog?: RowLog): RaidGroupDevice;
   /** Close every drive (groups do not close their members). */
   close(): Promise<void>;
 }
@@ -130,6 +155,11 @@ export interface RaidGroupDevice extends BlockDevice {
   rebuildRow(slot: number, row: number): Promise<void>;
   /** Every row is rebuilt: the slot is a normal member again. */
   completeRebuild(slot: number): void;
+  /**
+   * RAID 5/6, power-on: write a row log record again (data: the record's buffers, one per data
+   * chunk) and the parity computed from it, to every member that takes writes.
+   */
+  redoRow?(row: number, lo: number, data: Buffer[]): Promise<void>;
   /** Check one row's redundancy and repair it when it disagrees (skipped while degraded). */
   scrubRow(row: number): Promise<'consistent' | 'repaired' | 'skipped'>;
   close(): Promise<void>;

@@ -8,7 +8,10 @@
 // member, a media error) reconstructs the range from the rest of the row under its shared lock.
 // Writes take the row's exclusive lock and choose read-modify-write or reconstruct-write,
 // whichever reads less; a full-stripe write reads nothing.
-import type { DiskExtent, Drive } from '../../firmware/drive';
+// The write hole (docs/raid.md): a write to a row that is degraded, or that has a live record in
+// the row log, is a reconstruct-write whose new data of every data chunk over [lo, hi) is
+// recorded durably in the row log before any member is written; power-on redoes the records.
+import type { DiskExtent, Drive, RowLog, RowLogTicket } from '../../firmware/drive';
 import { DriveError } from '../../firmware/drive';
 import { computePQ, gfPow2, mulXorInto, recover, xorInto } from '../parity';
 import { MemberInit, RaidGroupBase } from './base';
@@ -29,7 +32,10 @@ export class ParityGroup extends RaidGroupBase {
   private readonly parities: number;
   private readonly dataChunks: number;
 
-  constructor(name: string, readonly level: 5 | 6, stripeSizeBytes: number, drives: Drive[], members?: MemberInit[]) {
+  constructor(
+    name: string, readonly level: 5 | 6, stripeSizeBytes: number, drives: Drive[], members?: MemberInit[],
+    private readonly rowLog: RowLog | null = null,
+  ) {
     const parities = level === 5 ? 1 : 2;
     super(name, stripeSizeBytes, drives, drives.length - parities, members);
     if (drives.length < parities + 2) throw new Error(`${name}: RAID ${level} needs at least ${parities + 2} disks; have ${drives.length}`);
@@ -184,29 +190,79 @@ export class ParityGroup extends RaidGroupBase {
     }
     const len = hi - lo;
     const at = row * chunk + lo;
-    const full = (p: Piece) => p.lo === lo && p.len === len;
-    let allReadable = true;
-    for (let s = 0; s < this.slots.length; s++) if (!this.readable(s, row)) allReadable = false;
-    // Reads, in units of [lo, hi): RMW reads the old data it replaces and the parities;
-    // reconstruct-write reads the data chunks the write leaves, whole or in part.
-    const rmwReads = pieces.length + this.parities;
-    const rcwReads = d - pieces.length + pieces.filter((p) => !full(p)).length;
-    const [p, q] = allReadable && rmwReads < rcwReads
-      ? await this.readModifyWrite(row, pieces, data, lo, hi)
-      : await this.reconstructWrite(row, pieces, data, lo, hi);
-    const ops: Promise<boolean>[] = [];
-    for (const piece of pieces) ops.push(this.writeSlot(this.slotOf(row, piece.i), row * chunk + piece.lo, data, piece.src, piece.len, fua));
-    ops.push(this.writeSlot(this.slotOf(row, d), at, p, 0, len, fua));
-    if (q) ops.push(this.writeSlot(this.slotOf(row, d + 1), at, q, 0, len, fua));
-    await Promise.all(ops);
+    let logged = this.mustLog(row);
+    let [p, q, cols] = await this.newParity(row, pieces, data, lo, hi, logged);
+    if (!logged && this.mustLog(row)) {
+      // A member failed while the old data was read: the row is degraded now, so it is logged.
+      logged = true;
+      [p, q, cols] = await this.reconstructWrite(row, pieces, data, lo, hi);
+    }
+    const ticket: RowLogTicket | null = logged ? await this.rowLog!.append(this.name, row, lo, cols!) : null;
+    try {
+      const ops: Promise<boolean>[] = [];
+      for (const piece of pieces) ops.push(this.writeSlot(this.slotOf(row, piece.i), row * chunk + piece.lo, data, piece.src, piece.len, fua));
+      ops.push(this.writeSlot(this.slotOf(row, d), at, p, 0, len, fua));
+      if (q) ops.push(this.writeSlot(this.slotOf(row, d + 1), at, q, 0, len, fua));
+      await Promise.all(ops);
+    } finally {
+      if (ticket) this.rowLog!.end(ticket);
+    }
     // Whatever failed on the way, the row is good if what is left can still rebuild it.
     let gone = 0;
     for (let s = 0; s < this.slots.length; s++) if (!this.readable(s, row)) gone++;
     if (gone > this.parities) throw this.lost(this.rowOffset(row) + pieces[0].i * chunk + pieces[0].lo, len, `row ${row} lost ${gone} members`);
   }
 
+  /**
+   * The row's new P (and Q) over [lo, hi), and with reconstruct-write the whole row's new data
+   * there. A logged write needs that data, so it is always a reconstruct-write.
+   */
+  private newParity(row: number, pieces: Piece[], data: Buffer, lo: number, hi: number, logged: boolean): Promise<[Buffer, Buffer | null, Buffer[] | null]> {
+    const len = hi - lo;
+    const full = (p: Piece) => p.lo === lo && p.len === len;
+    // Reads, in units of [lo, hi): RMW reads the old data it replaces and the parities;
+    // reconstruct-write reads the data chunks the write leaves, whole or in part.
+    const rmwReads = pieces.length + this.parities;
+    const rcwReads = this.dataChunks - pieces.length + pieces.filter((p) => !full(p)).length;
+    return !logged && this.rowReadable(row) && rmwReads < rcwReads
+      ? this.readModifyWrite(row, pieces, data, lo, hi)
+      : this.reconstructWrite(row, pieces, data, lo, hi);
+  }
+
+  /** A write to row goes through the row log: some member of the row is not readable, or the log still holds the row. */
+  private mustLog(row: number): boolean {
+    return this.rowLog !== null && (!this.rowReadable(row) || this.rowLog.live(this.name, row));
+  }
+
+  /** Every member's chunk of row can be read. */
+  private rowReadable(row: number): boolean {
+    if (this.healthy) return true;
+    for (let s = 0; s < this.slots.length; s++) if (!this.readable(s, row)) return false;
+    return true;
+  }
+
+  /** Power-on: a row log record's data written again, with the parity it makes (every member that takes writes). */
+  async redoRow(row: number, lo: number, data: Buffer[]): Promise<void> {
+    const chunk = this.stripeSizeBytes;
+    const d = this.dataChunks;
+    const len = data[0]?.length ?? 0;
+    if (data.length !== d || data.some((b) => b.length !== len) || row < 0 || row >= this.rowCount || lo < 0 || lo + len > chunk) {
+      throw new Error(`${this.name}: a row log record (row ${row}, [${lo}, +${len}), ${data.length} chunks) does not fit this group`);
+    }
+    await this.locks.with(row, true, async () => {
+      const p = Buffer.allocUnsafe(len);
+      const q = this.parities === 2 ? Buffer.allocUnsafe(len) : null;
+      computePQ(data, p, q);
+      const at = row * chunk + lo;
+      const ops: Promise<boolean>[] = data.map((b, i) => this.writeSlot(this.slotOf(row, i), at, b, 0, len, false));
+      ops.push(this.writeSlot(this.slotOf(row, d), at, p, 0, len, false));
+      if (q) ops.push(this.writeSlot(this.slotOf(row, d + 1), at, q, 0, len, false));
+      await Promise.all(ops);
+    });
+  }
+
   /** New parity = old parity + the change of each written range (times g^i for Q). */
-  private async readModifyWrite(row: number, pieces: Piece[], data: Buffer, lo: number, hi: number): Promise<[Buffer, Buffer | null]> {
+  private async readModifyWrite(row: number, pieces: Piece[], data: Buffer, lo: number, hi: number): Promise<[Buffer, Buffer | null, null]> {
     const d = this.dataChunks;
     const want = pieces.map((p) => this.slotOf(row, p.i));
     want.push(this.slotOf(row, d));
@@ -221,11 +277,11 @@ export class ParityGroup extends RaidGroupBase {
       xorInto(p.subarray(from, from + piece.len), delta);
       if (q) mulXorInto(q.subarray(from, from + piece.len), delta, gfPow2(piece.i));
     }
-    return [p, q];
+    return [p, q, null];
   }
 
-  /** Parity from the whole row's data over [lo, hi): the new data, and the rest read (or rebuilt). */
-  private async reconstructWrite(row: number, pieces: Piece[], data: Buffer, lo: number, hi: number): Promise<[Buffer, Buffer | null]> {
+  /** Parity from the whole row's data over [lo, hi): the new data, and the rest read (or rebuilt). Also returns that data. */
+  private async reconstructWrite(row: number, pieces: Piece[], data: Buffer, lo: number, hi: number): Promise<[Buffer, Buffer | null, Buffer[]]> {
     const d = this.dataChunks;
     const len = hi - lo;
     const pieceOf: Array<Piece | undefined> = new Array(d);
@@ -250,7 +306,7 @@ export class ParityGroup extends RaidGroupBase {
     const p = Buffer.allocUnsafe(len);
     const q = this.parities === 2 ? Buffer.allocUnsafe(len) : null;
     computePQ(cols, p, q);
-    return [p, q];
+    return [p, q, cols];
   }
 
   /**
