@@ -134,6 +134,8 @@ export class PairManager implements PairControl {
   private stopping = false;
   /** The copier's current step (quiesce waits for it). */
   private step: Promise<unknown> = Promise.resolve();
+  /** Work was announced since the copier's current step began. */
+  private kicked = false;
   /** The pair the copier's last chunk was of: the next step starts after it. */
   private lastCopied: Pair | null = null;
   private readonly copyOpts: Required<PairCopyOptions>;
@@ -221,7 +223,7 @@ export class PairManager implements PairControl {
     const created = this.status(id); // as created: the copy may be done by the time the save is
     await this.table.save();
     this.opts.log.info({ pair: id, primary, secondary }, 'pair created; initial copy');
-    this.opts.kernel.wake('pair-copy');
+    this.kick();
     return created;
   }
 
@@ -435,13 +437,13 @@ export class PairManager implements PairControl {
   /** Change the copier's pace (the operator's copy pace; tests slow it to watch a copy). */
   setCopyOptions(o: PairCopyOptions): void {
     Object.assign(this.copyOpts, Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)));
-    this.opts.kernel.wake('pair-copy');
+    this.kick();
   }
 
   /** Stop the copier after its current step (power-off, before host I/O is drained). */
   async quiesce(): Promise<void> {
     this.stopping = true;
-    this.opts.kernel.wake('pair-copy');
+    this.kick();
     await this.step.catch(() => undefined);
   }
 
@@ -527,12 +529,15 @@ export class PairManager implements PairControl {
 
   /** Host writes to a secondary: only where it is split (they make the unit differ). */
   private async secondaryUpdate(pair: Pair, lba: number, blocks: number, local: () => Promise<void>): Promise<void> {
+    // A copier chunk still landing here (from before a split) must not land over this write.
+    while (pair.copying && overlaps(pair.copying, lba, blocks)) await pair.copying.done;
+    if (pair.image) await this.completeImage(pair, lba, blocks); // the rest of the units is the split image's
+    // From the check to the hold nothing yields: a resync cannot copy these units in between.
     const st = pair.row.state;
     if (st === 'PSUE') return local(); // the bitmap is all ones already
     const first = pair.split.bitOf(lba);
     const last = pair.split.bitOf(lba + blocks - 1);
     if (st !== 'PSUS' || !pair.split.bits.allSet(first, last - first + 1)) throw new SecondaryProtectedError(pair.row.id, st, lba);
-    if (pair.image) await this.completeImage(pair, lba, blocks); // the rest of the units is the split image's
     pair.diff.bitmap.markBlocks(lba, blocks);
     await this.held(pair, lba, blocks, async () => {
       await pair.diff.markDirty();
@@ -662,12 +667,20 @@ export class PairManager implements PairControl {
 
   private async copyTask(t: TaskContext): Promise<void> {
     while (!t.signal.aborted && !this.stopping) {
+      this.kicked = false;
       const s = this.copyStep(t);
       this.step = s;
       const worked = await s;
       if (t.signal.aborted || this.stopping) return;
-      await t.sleep(worked ? this.copyOpts.paceMs : this.copyOpts.idleMs);
+      // A kick during the step (new work it may have missed) wakes no sleep yet: rest briefly.
+      await t.sleep(worked || this.kicked ? this.copyOpts.paceMs : this.copyOpts.idleMs);
     }
+  }
+
+  /** New work for the copier: wake it, or keep it from an idle rest. */
+  private kick(): void {
+    this.kicked = true;
+    this.opts.kernel.wake('pair-copy');
   }
 
   /** One bounded chunk of one pair with work, round robin over the pairs; false if none has any. */
@@ -832,7 +845,7 @@ export class PairManager implements PairControl {
     }
     const started = this.status(r.id);
     await this.table.save();
-    this.opts.kernel.wake('pair-copy');
+    this.kick();
     return started;
   }
 

@@ -474,6 +474,28 @@ describe('pairs in one DKC (seed 002)', () => {
     assert.ok(await rig.same('p0', 's0'));
   });
 
+  it('a copier chunk still landing at a split does not land over a later secondary write', async () => {
+    await rig.write('p0', 0, 4096, 1);
+    const s0 = rig.v('s0');
+    const real = s0.internalWrite.bind(s0);
+    let held = false;
+    // The copier's write of unit 5 to the secondary takes 300 ms; the split comes while it is under way.
+    s0.internalWrite = (lba, data, opts) => {
+      if (held || lba !== 5 * UNIT) return real(lba, data, opts);
+      held = true;
+      return rig.dkc.kernel.clock.sleep(300).then(() => real(lba, data, opts));
+    };
+    rig.dkc.pairs.setCopyOptions({ copyBlocksPerStep: UNIT, paceMs: 1 });
+    await rig.run(rig.dkc.pairs.create(0, 1, { id: 'x' }));
+    await rig.run(rig.dkc.kernel.clock.sleep(50));
+    assert.ok(held, 'the copier is writing unit 5');
+    await rig.run(rig.dkc.pairs.split('x'));
+    await rig.write('s0', 5 * UNIT, 16, 2);
+    await rig.run(rig.dkc.kernel.clock.sleep(500));
+    s0.internalWrite = real;
+    assert.ok((await rig.read('s0', 5 * UNIT, 16)).equals(pattern(512, 5 * UNIT, 16, 2)), 'the acknowledged secondary write stays');
+  });
+
   it('the copier serves pairs round robin: two initial copies progress together', async () => {
     await rig.write('p0', 0, 4096, 1);
     await rig.write('p1', 0, 4096, 2);
