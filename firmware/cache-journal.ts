@@ -30,7 +30,7 @@ import { promises as fs, fdatasync as fsFdatasync, writev as fsWritev } from 'no
 import * as path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type pino from 'pino';
-import { fsyncDir } from './durable';
+import { fsyncDir, readU64, writeU64 } from './durable';
 
 export const JOURNAL_MAGIC = 'DKCCJNL1';
 export const JOURNAL_VERSION = 1;
@@ -48,17 +48,6 @@ export const JOURNAL_FILE_BYTES_MIN = 1024 * 1024;
 export const JOURNAL_BATCH_RECORDS_MAX = 256;
 export const JOURNAL_BATCH_BYTES_MAX = 8 * 1024 * 1024;
 export const JOURNAL_FILE_NAMES = ['cache-journal-0', 'cache-journal-1'] as const;
-
-const TWO_32 = 2 ** 32;
-
-function writeU64(buf: Buffer, n: number, at: number): void {
-  buf.writeUInt32LE(n % TWO_32, at);
-  buf.writeUInt32LE(Math.floor(n / TWO_32), at + 4);
-}
-
-function readU64(buf: Buffer, at: number): number {
-  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
-}
 
 export interface JournalHeader {
   generation: number;

@@ -66,3 +66,15 @@ export class JsonDocumentFile {
     return this.chain.catch(() => undefined);
   }
 }
+
+const TWO_32 = 2 ** 32;
+
+/** A whole number below 2^53 as 8 bytes little-endian (journal and log records). */
+export function writeU64(buf: Buffer, n: number, at: number): void {
+  buf.writeUInt32LE(n % TWO_32, at);
+  buf.writeUInt32LE(Math.floor(n / TWO_32), at + 4);
+}
+
+export function readU64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
+}

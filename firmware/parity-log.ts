@@ -32,7 +32,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type pino from 'pino';
-import { fsyncDir } from './durable';
+import { fsyncDir, readU64, writeU64 } from './durable';
 import type { RaidGroupDevice, RowLog, RowLogTicket } from './drive';
 
 export const PLOG_MAGIC = 'DKCPLOG1';
@@ -45,17 +45,6 @@ export const PLOG_FILE_BYTES_DEFAULT = 16 * 1024 * 1024;
 /** Bounds of one group commit (one pwritev + one fdatasync). */
 export const PLOG_BATCH_RECORDS_MAX = 256;
 export const PLOG_BATCH_BYTES_MAX = 4 * 1024 * 1024;
-
-const TWO_32 = 2 ** 32;
-
-function writeU64(buf: Buffer, n: number, at: number): void {
-  buf.writeUInt32LE(n % TWO_32, at);
-  buf.writeUInt32LE(Math.floor(n / TWO_32), at + 4);
-}
-
-function readU64(buf: Buffer, at: number): number {
-  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
-}
 
 /** One row's new data, as the log holds it. */
 export interface RowRecord {
