@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { pattern, tmpDirs } from '../emulator/helpers';
@@ -16,14 +17,9 @@ function runAndKill(dataDir: string, seed: number, killAfter: number, self: bool
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const acked: Acked = new Map();
     let count = 0;
-    let rest = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (rest + chunk).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        const [kind, region, offset, length, gen] = line.split(' ');
-        if (kind !== 'W') continue;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const [kind, region, offset, length, gen] = line.split(' ');
+      if (kind === 'W') {
         count++;
         const m = acked.get(Number(region)) ?? new Map();
         m.set(Number(gen), { offset: Number(offset), length: Number(length) });

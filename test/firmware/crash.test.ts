@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import type { EmulatedBays } from '../../emulator/bays';
@@ -25,19 +26,13 @@ function runAndKill(dataDir: string, seed: number, killAfter: number, self: bool
     const args = [CHILD, dataDir, String(seed), ...(self ? [String(killAfter)] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Outcome = { issued: new Set(), written: new Map(), unmapping: new Set(), unmapped: new Set(), done: false };
-    let rest = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (rest + chunk).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        const [kind, slot, lba, blocks] = line.split(' ');
-        if (kind === 'I') out.issued.add(Number(slot));
-        else if (kind === 'W') out.written.set(Number(slot), { lba: Number(lba), blocks: Number(blocks) });
-        else if (kind === 'X') out.unmapping.add(Number(slot));
-        else if (kind === 'U') out.unmapped.add(Number(slot));
-        else if (kind === 'DONE') out.done = true;
-      }
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const [kind, slot, lba, blocks] = line.split(' ');
+      if (kind === 'I') out.issued.add(Number(slot));
+      else if (kind === 'W') out.written.set(Number(slot), { lba: Number(lba), blocks: Number(blocks) });
+      else if (kind === 'X') out.unmapping.add(Number(slot));
+      else if (kind === 'U') out.unmapped.add(Number(slot));
+      else if (kind === 'DONE') out.done = true;
       if (out.written.size >= killAfter && child.exitCode === null) child.kill('SIGKILL');
     });
     child.on('error', reject);

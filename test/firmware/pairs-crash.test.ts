@@ -22,6 +22,7 @@
 // secondary said the same. Then a resync reaches PAIR with identical volumes and every
 // acknowledged write on the primary.
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -277,14 +278,8 @@ function runAndKill(dir: string, seed: number, c: Case, atLba: number, track: (c
     };
     const watch = c.io === 'split' ? splitWatch(c, out, kill) : copyWatch(dir, c, out, kill, () => killed);
     const timer = setTimeout(() => kill(`the child did not reach its kill point within ${KILL_WAIT_MS} ms`), KILL_WAIT_MS);
-    let rest = '';
     let lineNo = 0;
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (rest + chunk).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) hear(line.split(' '), ++lineNo, out, watch);
-    });
+    createInterface({ input: child.stdout }).on('line', (line) => hear(line.split(' '), ++lineNo, out, watch));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);

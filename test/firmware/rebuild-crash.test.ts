@@ -4,6 +4,7 @@
 // row 0), finishes, and neither the data written before nor any acknowledged write is lost; a
 // second member failure afterwards proves the rebuilt member holds the right data and parity.
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -54,17 +55,11 @@ function runAndKill(dataDir: string, seed: number, killAtRows: number): Promise<
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, dataDir, String(seed)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Outcome = { issued: new Map(), acked: new Set(), seen: { drive: '', state: '', rebuiltRows: -1 } };
-    let rest = '';
     let killed = false;
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (rest + chunk).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        const [kind, slot, lba, blocks] = line.split(' ');
-        if (kind === 'I') out.issued.set(Number(slot), { lba: Number(lba), blocks: Number(blocks) });
-        else if (kind === 'W') out.acked.add(Number(slot));
-      }
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const [kind, slot, lba, blocks] = line.split(' ');
+      if (kind === 'I') out.issued.set(Number(slot), { lba: Number(lba), blocks: Number(blocks) });
+      else if (kind === 'W') out.acked.add(Number(slot));
     });
     let polling = false;
     const started = process.hrtime.bigint();

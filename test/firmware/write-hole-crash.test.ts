@@ -6,6 +6,7 @@
 // acknowledged, would be lost. After the restart every block reads as the last acknowledged write
 // to it (or the pre-written pattern), or, for a write in flight at the kill, as that write.
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -38,17 +39,11 @@ function runAndKill(dataDir: string, seed: number, killAfter: number): Promise<O
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, dataDir, String(seed)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Outcome = { issued: new Map(), acked: new Set() };
-    let rest = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (rest + chunk).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        const [kind, id, vi, lba, blocks] = line.split(' ');
-        if (kind === 'I') out.issued.set(Number(id), { vi: Number(vi), lba: Number(lba), blocks: Number(blocks) });
-        else if (kind === 'W') out.acked.add(Number(id));
-        else if (kind === 'DONE') reject(new Error('the writer finished before the kill'));
-      }
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const [kind, id, vi, lba, blocks] = line.split(' ');
+      if (kind === 'I') out.issued.set(Number(id), { vi: Number(vi), lba: Number(lba), blocks: Number(blocks) });
+      else if (kind === 'W') out.acked.add(Number(id));
+      else if (kind === 'DONE') reject(new Error('the writer finished before the kill'));
       if (out.acked.size >= killAfter && child.exitCode === null) child.kill('SIGKILL');
     });
     child.on('error', reject);
