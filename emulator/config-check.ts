@@ -197,7 +197,7 @@ function checkTarget(
     };
   });
   const chap = t.chap ? checkChap(t.chap, [...at, 'chap'], err) : undefined;
-  return { name: t.name, alias: t.alias, portals, acl: t.acl ?? [], chap, luns: lunConfigs };
+  return { name: t.name, alias: t.alias, portals, acl: t.acl ?? [], chap, nopIn: t.nopIn, luns: lunConfigs };
 }
 
 function checkChap(c: RawChap, at: PathSeg[], err: (s: PathSeg[], m: string) => void): ChapSecret {

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import Ajv, { ErrorObject } from 'ajv';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, Document } from 'yaml';
 import type { RaidLevel } from '../firmware/drive';
-import type { ChapSecret, Portal } from '../target/iscsi/types';
+import type { ChapSecret, NopInOptions, Portal } from '../target/iscsi/types';
 import { crossCheck } from './config-check';
 import { PORTAL_RE, rackSchema, SIZE_RE } from './schema';
 
@@ -63,6 +63,7 @@ export interface TargetConfig {
   portals: Portal[];
   acl: string[];
   chap?: ChapSecret;
+  nopIn?: NopInOptions;
   luns: LunConfig[];
 }
 
@@ -308,6 +309,7 @@ export interface RawRack {
       portals: string[];
       acl?: string[];
       chap?: RawChap;
+      nopIn?: NopInOptions;
       luns: { lun: number; volume: string; readOnly?: boolean; removable?: boolean; commandDevice?: boolean; vendor?: string; product?: string; revision?: string }[];
     }[];
   }[];

@@ -172,6 +172,7 @@ function buildTarget(
     portals: opts.listen ? [opts.listen] : t.portals,
     acl: t.acl,
     chap: t.chap,
+    nopIn: t.nopIn,
     device,
   };
 }

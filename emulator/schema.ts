@@ -115,6 +115,14 @@ const target = {
     },
     acl: { type: 'array', items: iscsiName },
     chap,
+    nopIn: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        intervalMs: { type: 'integer', minimum: 0, maximum: 3_600_000, 'x-message': 'must be a whole number of milliseconds from 0 (no pings) to 3600000' },
+        timeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, 'x-message': 'must be a whole number of milliseconds from 1000 to 3600000' },
+      },
+    },
     luns: { type: 'array', items: lun },
   },
 };

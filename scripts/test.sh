@@ -17,7 +17,7 @@
 #                  or with a wrong secret, accepted with the right one, mutual CHAP
 #     conformance  ../shared/tools/iscsi-conformance on each LU of the main target (each PASS,
 #                  FAIL, SKIP of libiscsi's iscsi-test-cu is one test); LUN 0 gets the SCSI and
-#                  iSCSI families and a second session to the same LU (--second-url, MultipathIO);
+#                  iSCSI families, then SCSI.MultipathIO with a second session (--second-url);
 #                  the 4096-byte and removable LUs get the SCSI family, the read-only LU the
 #                  suites that do not write (libiscsi's write tests ignore the WP bit) and ReadOnly,
 #                  the 512e LU the five tests that skip elsewhere for "LBPPB < 2", and the sanitize
@@ -70,10 +70,11 @@
 #   .ci/run on a clean clone (same machine, same load): 933 s in all: npm ci 9 s, tsc 27 s,
 #     mocha 73 s (556 tests), conformance 50/126/35/7 s, VM runs 181/124/161/131 s;
 #     1238 passed, 3 failed, 117 skipped.
-#   TEST_ONLY=system LINUX_INITIATOR=0 with the 512e and sanitize LUs (2026-11-22, load ~1.5):
-#     179 s: conformance 37 s (LUN 0), 85 s (4096 B), 29 s (removable), 5 s (read-only), 1 s
-#     (512e, 5 tests), 5 s (sanitize, 11 tests); 683 passed, 5 failed (Reserve6.LUNReset on
-#     LUNs 0-2, Sanitize.Readonly, Sanitize.Reset: target/scsi/README.md), 69 skipped.
+#   TEST_ONLY=system LINUX_INITIATOR=0 AUTH_TESTS=0 (2026-12-05, idle machine): 262 s:
+#     conformance 33 s (LUN 0), 1 s (MultipathIO), 76 s (4096 B), 22 s (removable), 4 s
+#     (read-only), 0 s (512e, 5 tests), 26 s (RAID 5), 88 s (sanitize, 11 tests; Sanitize.Reset
+#     waits out a 60 s sleep); 853 passed, 0 failed, 115 skipped (Reserve6.LUNReset on LUNs 0, 1,
+#     2 and 6 expected failures: target/scsi/README.md).
 #   Upper bound: TEST_BUDGET_S (3000 s) for the whole run; conformance families get at most
 #     900 s (LUN 0) / 600 s / 300 s each, a VM run LINUX_TIMEOUT (420 s), all cut to the budget.
 set -uo pipefail
@@ -342,17 +343,22 @@ run_auth() {
 }
 
 # ------------------------------------------------------------------ system: conformance
-# conformance NAME LUN FAMILIES TIMEOUT_S [sanitize]: one run of iscsi-conformance (TIMEOUT_S
-# per family; FAMILIES may list suites or single tests); "sanitize": through
-# scripts/sanitize-conformance.py, which adds iscsi-test-cu's --allow-sanitize
+# conformance NAME LUN FAMILIES TIMEOUT_S [sanitize|multipath]: one run of iscsi-conformance
+# (TIMEOUT_S per family; FAMILIES may list suites or single tests); "sanitize": through
+# scripts/sanitize-conformance.py, which adds iscsi-test-cu's --allow-sanitize; "multipath":
+# with a second session to the same LU (--second-url). Only MultipathIO runs with the second
+# session: the suite's clean-up sends commands on it, and a test that changes what SAM-5 makes
+# a unit attention for every I_T nexus (a LU reset, a shared mode page) leaves one there.
 conformance() {
   local name="$1" lun="$2" fam="$3" to="$4" kind="${5:-}" t=$SECONDS
-  local tool=(python3 "$TOOLS/iscsi-conformance") shown=iscsi-conformance
-  if [ "$kind" = sanitize ]; then
-    tool=(python3 scripts/sanitize-conformance.py "$TOOLS/iscsi-conformance")
-    shown="sanitize-conformance.py (iscsi-conformance + --allow-sanitize)"
-  fi
   local url="iscsi://127.0.0.1:$PORT/$TEST_IQN/$lun"
+  local tool=(python3 "$TOOLS/iscsi-conformance" "$url") shown=iscsi-conformance
+  case "$kind" in
+    sanitize)
+      tool=(python3 scripts/sanitize-conformance.py "$TOOLS/iscsi-conformance" "$url")
+      shown="sanitize-conformance.py (iscsi-conformance + --allow-sanitize)" ;;
+    multipath) tool+=(--second-url "$url"); shown="iscsi-conformance --second-url" ;;
+  esac
   local json="$LOGDIR/conformance-$name.json" log="$LOGDIR/conformance-$name.log"
   local nfam; nfam=$(echo "$fam" | tr ',' '\n' | wc -l)
   within_budget "conformance $name" 60 || return
@@ -360,7 +366,7 @@ conformance() {
   say "system: conformance $name: $shown $url (${CONFORMANCE_TEST:-$fam}; ${to} s per family)"
   local sel=(--family "$fam")
   [ -n "${CONFORMANCE_TEST:-}" ] && sel=(--test "$CONFORMANCE_TEST")
-  "${tool[@]}" "$url" --second-url "$url" "${sel[@]}" \
+  "${tool[@]}" "${sel[@]}" \
     --timeout "$to" --json "$json" < /dev/null > "$log" 2>&1
   local rc=$?
   grep -v '^PASS ' "$log"     # FAIL and SKIP lines with their reasons, and the summary
@@ -377,6 +383,8 @@ conformance() {
 
 run_conformance() {
   conformance "main-512" "$TEST_LUN_512" "SCSI,iSCSI" 900
+  product_alive || return
+  conformance "multipath" "$TEST_LUN_512" "SCSI.MultipathIO" 300 multipath
   product_alive || return
   conformance "disk-4096" "$TEST_LUN_4K" "SCSI" 600
   product_alive || return

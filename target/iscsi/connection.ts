@@ -194,16 +194,18 @@ export class Connection {
   // ---- NOP-In keep-alive (RFC 7143 11.19: target-initiated ping with a TTT)
 
   private scheduleNop(): void {
-    const interval = this.server.options.nopInIntervalMs ?? 5000;
-    const tick = Math.max(10, Math.min(interval, this.server.options.nopInTimeoutMs ?? 30000) / 2);
-    this.nopTimer = setInterval(() => this.nopTick(interval), tick);
+    const own = this.session!.target?.nopIn;
+    const intervalMs = own?.intervalMs ?? this.server.options.nopInIntervalMs ?? 5000;
+    const timeoutMs = own?.timeoutMs ?? this.server.options.nopInTimeoutMs ?? 30000;
+    if (intervalMs === 0) return;
+    const tick = Math.max(10, Math.min(intervalMs, timeoutMs) / 2);
+    this.nopTimer = setInterval(() => this.nopTick(intervalMs, timeoutMs), tick);
     this.nopTimer.unref();
   }
 
-  private nopTick(intervalMs: number): void {
+  private nopTick(intervalMs: number, timeoutMs: number): void {
     if (this.closed) return;
     const now = Date.now();
-    const timeoutMs = this.server.options.nopInTimeoutMs ?? 30000;
     if (this.pingTtt !== undefined) {
       if (now - this.pingSentMs >= timeoutMs) this.drop(`no answer to NOP-In within ${timeoutMs} ms`);
       return;

@@ -26,14 +26,26 @@ export interface TargetDefinition {
   acl?: string[];
   /** When set, login requires CHAP with these credentials (AuthMethod=None is refused). */
   chap?: ChapSecret;
+  /** NOP-In keep-alive of this target's sessions; the server's options where unset. */
+  nopIn?: NopInOptions;
   device: ScsiTargetDevice;
+}
+
+/**
+ * RFC 7143 11.19: after intervalMs without a PDU from the initiator the target sends a NOP-In
+ * ping; a connection whose answer does not come within timeoutMs is dropped. intervalMs 0: no
+ * pings (tgt's nop_interval 0; LIO's nopin_timeout and nopin_response_timeout are the pair).
+ */
+export interface NopInOptions {
+  intervalMs?: number;
+  timeoutMs?: number;
 }
 
 export interface IscsiServerOptions {
   targets: TargetDefinition[];
   /** CHAP for discovery sessions; undefined means discovery needs no authentication. */
   discoveryChap?: ChapSecret;
-  /** Idle time after which the target sends a NOP-In ping; a connection that does not answer in time is dropped. */
+  /** NOP-In defaults (5000 ms, 30000 ms), for discovery sessions and targets without their own. */
   nopInIntervalMs?: number;
   nopInTimeoutMs?: number;
 }

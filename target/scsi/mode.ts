@@ -33,13 +33,12 @@ const pages: readonly PageDef[] = Object.freeze([
     changeable: [0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
   },
   {
-    // SPC-4 7.5.8: only D_SENSE (byte 2 bit 2) is changeable; QAM=1 unrestricted. Write
-    // protection is the LU's configuration (LuDefinition.readOnly), so SWP stays 0. (A shared,
-    // changeable SWP would owe every other I_T nexus MODE PARAMETERS CHANGED, which libiscsi's
-    // suite clean-up on its second session trips over after ModeSense6.Control-SWP.)
+    // SPC-4 7.5.8: D_SENSE (byte 2 bit 2, per I_T nexus) and SWP (byte 4 bit 3, shared: the
+    // LU refuses writes from every nexus with DATA PROTECT, as a readOnly LU does) are
+    // changeable; QAM=1 unrestricted.
     code: ModePage.CONTROL, name: 'control',
     defaults: [0x0a, 0x0a, 0x00, 0x10, 0x00, 0x00, 0, 0, 0xff, 0xff, 0, 0],
-    changeable: [0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    changeable: [0, 0, 0x04, 0, 0x08, 0, 0, 0, 0, 0, 0, 0],
   },
   {
     // SPC-4 7.5.11: DEXCPT=1 (no informational exception reporting) by default.

@@ -80,6 +80,9 @@ describe('rack config', () => {
       assert.equal(vol(main.luns[4].volume).physicalBlockSize, 4096);
       assert.equal(main.luns[5].volume, 'sanitize');
       assert.ok(!main.luns[5].readOnly && !main.luns[5].removable);
+      assert.ok(vol('sanitize').sizeBytes >= 2 ** 30 && d.raidGroups.find((g) => g.name === vol('sanitize').group)?.timing === 'hdd',
+        'an overwrite lasts past the 3 s + resets + 1 s reconnect of libiscsi Sanitize.Reset');
+      assert.ok(main.nopIn?.timeoutMs !== undefined && main.nopIn.timeoutMs > 60_000, "outlasts Sanitize.Reset's 60 s sleeps");
       // LUN 6 on a RAID-5 group (the conformance suite on RAID 5)
       assert.equal(d.raidGroups.find((g) => g.name === vol(main.luns[6].volume).group)?.level, 5);
       assert.equal(main.chap, undefined);

@@ -16,8 +16,8 @@ async function untilStatus(c: RawClient): Promise<RawPdu[]> {
 describe('iSCSI full feature phase', () => {
   let s: Started;
   let c: RawClient;
-  const open = async (keys: Record<string, string> = {}, opts: Parameters<typeof startServer>[1] = {}) => {
-    s = await startServer({}, opts);
+  const open = async (keys: Record<string, string> = {}, opts: Parameters<typeof startServer>[1] = {}, target: Parameters<typeof startServer>[0] = {}) => {
+    s = await startServer(target, opts);
     c = await RawClient.connect(s.port);
     await c.loginNormal(keys);
   };
@@ -273,6 +273,19 @@ describe('iSCSI full feature phase', () => {
       await open({}, { nopInIntervalMs: 50, nopInTimeoutMs: 200 });
       assert.ok(await c.waitClosed(2000));
       assert.strictEqual(s.device.removed.length, 1, 'the nexus is removed with the session');
+    });
+
+    it("a target's own nopIn timeout overrides the server's", async () => {
+      await open({}, { nopInIntervalMs: 50, nopInTimeoutMs: 100 }, { nopIn: { intervalMs: 50, timeoutMs: 1000 } });
+      assert.strictEqual((await c.expect(1000)).opcode, Op.NOP_IN);
+      assert.strictEqual(await c.waitClosed(500), false, 'still open past the server-wide 100 ms timeout');
+      assert.ok(await c.waitClosed(2000));
+    });
+
+    it('nopIn intervalMs 0: the target never pings', async () => {
+      await open({}, { nopInIntervalMs: 50, nopInTimeoutMs: 100 }, { nopIn: { intervalMs: 0 } });
+      assert.strictEqual(await c.next(500), undefined);
+      assert.strictEqual(c.closed, false);
     });
   });
 

@@ -53,7 +53,7 @@ describe('MODE SENSE', () => {
 
   it('changeable values', async () => {
     const n = await h.login();
-    assert.deepStrictEqual(good(await h.run(n, ms6(0x0a, 1, true))).subarray(4), hex('8a 0a 04 00 00 00 0000 0000 0000'));
+    assert.deepStrictEqual(good(await h.run(n, ms6(0x0a, 1, true))).subarray(4), hex('8a 0a 04 00 08 00 0000 0000 0000'));
     assert.deepStrictEqual(good(await h.run(n, ms6(0x08, 1, true))).subarray(4, 8), hex('88 12 04 00'));
   });
 
@@ -108,9 +108,22 @@ describe('MODE SELECT', () => {
     assert.strictEqual(checkCondition(await h.run(a2, oob), Sense.LBA_OUT_OF_RANGE).descriptor, false);
   });
 
-  it('SWP is not changeable (write protection is the LU configuration)', async () => {
-    const n = await h.login();
-    checkCondition(await h.run(n, sel6(16), { dataOut: controlList(false, true) }), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cdb: false, byte: 8, bit: 3 } });
+  it('SWP=1 write-protects the LU for every nexus (WP bit, DATA PROTECT) until cleared; others get MODE PARAMETERS CHANGED', async () => {
+    const a = await h.login('iqn.x:a');
+    const b = await h.login('iqn.x:b');
+    const write = hex('2a 00 00000010 00 0001 00'), read = hex('28 00 00000010 00 0001 00');
+    const block = Buffer.alloc(512, 0x5a);
+    good(await h.run(a, sel6(16), { dataOut: controlList(false, true) }));
+    assert.strictEqual(good(await h.run(a, ms6(0x0a, 0, true)))[2] & 0x80, 0x80);
+    assert.strictEqual(good(await h.run(a, ms6(0x0a, 0, true)))[4 + 4] & 0x08, 0x08);
+    checkCondition(await h.run(a, write, { dataOut: block }), Sense.WRITE_PROTECTED);
+    checkCondition(await h.run(b, read), Sense.MODE_PARAMETERS_CHANGED);
+    checkCondition(await h.run(b, write, { dataOut: block }), Sense.WRITE_PROTECTED);
+    good(await h.run(b, read));
+    good(await h.run(b, sel6(16), { dataOut: controlList(false, false) }));
+    checkCondition(await h.run(a, read), Sense.MODE_PARAMETERS_CHANGED);
+    good(await h.run(a, write, { dataOut: block }));
+    assert.strictEqual(good(await h.run(b, ms6(0x0a, 0, true)))[2] & 0x80, 0);
   });
 
   it('a non-changeable bit -> INVALID FIELD IN PARAMETER LIST with field pointer', async () => {
