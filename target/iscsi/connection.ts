@@ -194,9 +194,7 @@ export class Connection {
   // ---- NOP-In keep-alive (RFC 7143 11.19: target-initiated ping with a TTT)
 
   private scheduleNop(): void {
-    const own = this.session!.target?.nopIn;
-    const intervalMs = own?.intervalMs ?? this.server.options.nopInIntervalMs ?? 5000;
-    const timeoutMs = own?.timeoutMs ?? this.server.options.nopInTimeoutMs ?? 30000;
+    const { intervalMs = 5000, timeoutMs = 30000 } = { ...this.server.options.nopIn, ...this.session!.target?.nopIn };
     if (intervalMs === 0) return;
     const tick = Math.max(10, Math.min(intervalMs, timeoutMs) / 2);
     this.nopTimer = setInterval(() => this.nopTick(intervalMs, timeoutMs), tick);

@@ -45,7 +45,6 @@ export interface IscsiServerOptions {
   targets: TargetDefinition[];
   /** CHAP for discovery sessions; undefined means discovery needs no authentication. */
   discoveryChap?: ChapSecret;
-  /** NOP-In defaults (5000 ms, 30000 ms), for discovery sessions and targets without their own. */
-  nopInIntervalMs?: number;
-  nopInTimeoutMs?: number;
+  /** NOP-In keep-alive where a target has none of its own (default 5000 ms, 30000 ms). */
+  nopIn?: NopInOptions;
 }

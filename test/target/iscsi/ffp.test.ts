@@ -258,7 +258,7 @@ describe('iSCSI full feature phase', () => {
     });
 
     it('the target pings an idle initiator; an answered ping keeps the connection', async () => {
-      await open({}, { nopInIntervalMs: 100, nopInTimeoutMs: 300 });
+      await open({}, { nopIn: { intervalMs: 100, timeoutMs: 300 } });
       const ping = await c.expect(1000);
       assert.strictEqual(ping.opcode, Op.NOP_IN);
       assert.strictEqual(ping.itt, 0xffffffff);
@@ -269,21 +269,21 @@ describe('iSCSI full feature phase', () => {
       assert.strictEqual(c.closed, false);
     });
 
-    it('an unanswered ping drops the connection after nopInTimeoutMs', async () => {
-      await open({}, { nopInIntervalMs: 50, nopInTimeoutMs: 200 });
+    it('an unanswered ping drops the connection after nopIn.timeoutMs', async () => {
+      await open({}, { nopIn: { intervalMs: 50, timeoutMs: 200 } });
       assert.ok(await c.waitClosed(2000));
       assert.strictEqual(s.device.removed.length, 1, 'the nexus is removed with the session');
     });
 
     it("a target's own nopIn timeout overrides the server's", async () => {
-      await open({}, { nopInIntervalMs: 50, nopInTimeoutMs: 100 }, { nopIn: { intervalMs: 50, timeoutMs: 1000 } });
+      await open({}, { nopIn: { intervalMs: 50, timeoutMs: 100 } }, { nopIn: { intervalMs: 50, timeoutMs: 1000 } });
       assert.strictEqual((await c.expect(1000)).opcode, Op.NOP_IN);
       assert.strictEqual(await c.waitClosed(500), false, 'still open past the server-wide 100 ms timeout');
       assert.ok(await c.waitClosed(2000));
     });
 
     it('nopIn intervalMs 0: the target never pings', async () => {
-      await open({}, { nopInIntervalMs: 50, nopInTimeoutMs: 100 }, { nopIn: { intervalMs: 0 } });
+      await open({}, { nopIn: { intervalMs: 50, timeoutMs: 100 } }, { nopIn: { intervalMs: 0 } });
       assert.strictEqual(await c.next(500), undefined);
       assert.strictEqual(c.closed, false);
     });

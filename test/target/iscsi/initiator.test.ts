@@ -479,7 +479,7 @@ describe('iSCSI initiator', () => {
 
       it("the target's NOP-In pings are answered and the idle session stays up", async () => {
         await rig.stop();
-        rig = await startRig({ nopInIntervalMs: 100, nopInTimeoutMs: 300 });
+        rig = await startRig({ nopIn: { intervalMs: 100, timeoutMs: 300 } });
         const ini = await rig.open();
         let pings = 0;
         ini.on('nop-in', () => pings++);

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   });
   const server = new IscsiServer({
     targets: [{ name: iqn, tpgt: 1, portals: [{ host: arg('host', '127.0.0.1'), port: Number(arg('port', '3260')) }], chap, device }],
-    nopInIntervalMs: Number(arg('nop-interval-ms', '5000')),
+    nopIn: { intervalMs: Number(arg('nop-interval-ms', '5000')) },
   }, log);
   await server.start();
   const a = server.addresses()[0];
