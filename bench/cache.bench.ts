@@ -1,4 +1,4 @@
-// DKC cache benchmarks (firmware/cache.ts): the read-hit path (lookup, LRU touch, copy out) for
+// DKC cache benchmarks (firmware/cache/cache.ts): the read-hit path (lookup, LRU touch, copy out) for
 // 4 KiB and 128 KiB reads over a working set of 1024 resident slots (64 MiB, larger than the CPU
 // caches), the write path's RAM update, and a bare Buffer.copy of the same sizes for comparison.
 // Fixed inputs; the slots are filled once before timing, so no case touches the disk.
@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Benchmark from 'benchmark';
-import { CACHE_SLOT_BYTES, CachedGroup, DkcCache } from '../firmware/cache';
+import { CACHE_SLOT_BYTES, CachedGroup, DkcCache } from '../firmware/cache/cache';
 import type { BlockDevice } from '../firmware/drive';
 import { Kernel } from '../firmware/kernel/kernel';
 

@@ -1,4 +1,4 @@
-// What the parity log (firmware/parity-log.ts, docs/raid.md "Write hole") costs: 4 KiB random
+// What the parity log (firmware/raid/parity-log.ts, docs/raid.md "Write hole") costs: 4 KiB random
 // writes at queue depth 32 on a RAID-5 volume, healthy, then with one member failed (each row
 // write then goes through the log: one record and one fdatasync per group commit). Firmware
 // level (Ldev.write, no iSCSI), real clock, DKC cache off, a RAID-5 group of four 1 GiB sparse
@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
-import type { EmulatedBays } from '../emulator/bays';
-import { openDkc } from '../emulator/build';
-import { parseConfig } from '../emulator/config';
+import type { EmulatedBays } from '../emulator/hardware/bays';
+import { openDkc } from '../emulator/rack/build';
+import { parseConfig } from '../emulator/rack/config';
 import { Prng } from '../firmware/kernel/prng';
 import type { Ldev } from '../firmware/ldev';
 

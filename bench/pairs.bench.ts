@@ -1,4 +1,4 @@
-// Pair engine benchmarks (issue 4, firmware/pairs.ts): a scenario on one DKC, not a
+// Pair engine benchmarks (issue 4, firmware/pairs/manager.ts): a scenario on one DKC, not a
 // Benchmark.js suite. Firmware level (Ldev.write and dkc.pairs, no iSCSI), on the real clock
 // (openDkc's default), on a RAID 0 group of two sparse-file disks in a temp directory that is
 // removed at the end; the DKC cache is the default (512 MiB, write-through).
@@ -19,12 +19,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
-import { openDkc } from '../emulator/build';
-import { parseConfig } from '../emulator/config';
+import { openDkc } from '../emulator/rack/build';
+import { parseConfig } from '../emulator/rack/config';
 import type { Dkc } from '../firmware/dkc';
 import { Prng } from '../firmware/kernel/prng';
 import type { Ldev } from '../firmware/ldev';
-import { DIFF_UNIT_BYTES, PairState } from '../firmware/pairs';
+import { DIFF_UNIT_BYTES, PairState } from '../firmware/pairs/manager';
 
 const SEED = 4;
 const GIB = 1024 ** 3;

@@ -1,8 +1,8 @@
-// RAID parity benchmarks (emulator/parity.ts): P as the XOR of 4 data chunks of 64 KiB, P+Q of
+// RAID parity benchmarks (firmware/raid/parity.ts): P as the XOR of 4 data chunks of 64 KiB, P+Q of
 // RAID 6 over the same 4 chunks, and for comparison a plain Buffer.copy of the same 256 KiB.
 // Fixed inputs, filled once before timing.
 import Benchmark from 'benchmark';
-import { computePQ, xorBlocks } from '../emulator/parity';
+import { computePQ, xorBlocks } from '../firmware/raid/parity';
 
 const CHUNK = 64 * 1024;
 const DATA = 4;

@@ -3,21 +3,21 @@
 // the ROM tasks (firmware/kernel/), and RAM holding the management tables (seed 003 claim 14),
 // the LDEVs' allocation bitmaps and the cache.
 //
-// ROM tasks started at power-on: correction copy (rebuild onto a spare, firmware/correction-copy.ts)
+// ROM tasks started at power-on: correction copy (rebuild onto a spare, firmware/raid/correction-copy.ts)
 // and, when configured, scrub. Host reads and writes each run as a request task.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type pino from 'pino';
 import { AllocationMap } from './allocation-map';
-import { CACHE_DEFAULT_BYTES, CacheDefinition, DkcCache } from './cache';
-import { correctionCopy, RebuildOptions, scrub, ScrubOptions } from './correction-copy';
+import { CACHE_DEFAULT_BYTES, CacheDefinition, DkcCache } from './cache/cache';
+import { correctionCopy, RebuildOptions, scrub, ScrubOptions } from './raid/correction-copy';
 import { DiskExtent, DriveBays, DriveInterface, RaidEvent, RaidGroupDevice } from './drive';
 import { ldevHex } from './identity';
 import { Kernel } from './kernel/kernel';
 import { Ldev, LdevDefinition } from './ldev';
-import { PairManager } from './pairs';
-import { ParityLog } from './parity-log';
-import { RaidTable } from './raid-table';
+import { PairManager } from './pairs/manager';
+import { ParityLog } from './raid/parity-log';
+import { RaidTable } from './raid/table';
 import { LuEntry, Ram, RaidGroupEntry } from './ram';
 import type { DkcStatus, RaidGroupStatus } from './status';
 import type { Volume } from './volume';
@@ -77,7 +77,7 @@ export class Dkc {
     private readonly cache: DkcCache,
     readonly bays: DriveBays,
     readonly raidTable: RaidTable,
-    /** The parity log: RAID 5/6 rows written while degraded (firmware/parity-log.ts). */
+    /** The parity log: RAID 5/6 rows written while degraded (firmware/raid/parity-log.ts). */
     readonly parityLog: ParityLog,
     private readonly log: pino.Logger,
   ) {

@@ -1,8 +1,8 @@
 // The DKC's drive interface (seed 001 Fig. 3, drive interface 1230): what the firmware sees of
 // the RAID groups beneath it. emulator/ implements RaidGroupDevice over files; the firmware never
 // sees files or disks directly, only a RAID group's logical address space. Reads and writes pass
-// through the DKC cache (firmware/cache.ts) unless it is off.
-import { CachedGroup, DkcCache } from './cache';
+// through the DKC cache (firmware/cache/cache.ts) unless it is off.
+import { CachedGroup, DkcCache } from './cache/cache';
 import type { RaidGroupEntry } from './ram';
 import type { DriveStatus } from './status';
 import { MediumError } from './volume';
@@ -82,7 +82,7 @@ export interface SlotAssignment {
 }
 
 /**
- * The controller's non-volatile row log (firmware/parity-log.ts, the DKC's NVRAM): closes the
+ * The controller's non-volatile row log (firmware/raid/parity-log.ts, the DKC's NVRAM): closes the
  * RAID 5/6 write hole. Before a parity group writes a row that is degraded (a member of the row
  * not readable), or one that still has a record here, it records the row's new data bytes
  * [lo, lo + len) of every data chunk, durably; power-on redoes the records a crash left, before
@@ -108,7 +108,7 @@ export interface RowLogTicket {
 /**
  * The drive bays of one DKC (emulator/ fills them): every physical drive by name, group members
  * and spares alike, and how to build a RAID group over some of them. The firmware decides which
- * drive sits in which slot (firmware/raid-table.ts).
+ * drive sits in which slot (firmware/raid/table.ts).
  */
 export interface DriveBays {
   drive(name: string): Drive;

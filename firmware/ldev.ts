@@ -28,7 +28,7 @@ export type HostUpdate = { kind: 'write'; lba: number; data: Buffer; fua: boolea
 
 /**
  * Sees every host write and unmap before it is acknowledged (the pair manager: duplex writes and
- * the difference bitmap, firmware/pairs.ts). `local` performs the update on this LDEV; the hook
+ * the difference bitmap, firmware/pairs/manager.ts). `local` performs the update on this LDEV; the hook
  * decides when, and what else must happen before the acknowledgement. Internal I/O (copy, resync)
  * uses internalWrite/internalUnmap, which do not call the hook.
  */

@@ -19,7 +19,7 @@ export interface RaidGroupEntry {
   name: string;
   level: RaidLevel;
   stripeSizeBytes: number;
-  /** Member disks in slot order as configured, by bay name (firmware/raid-table.ts has who is there now). */
+  /** Member disks in slot order as configured, by bay name (firmware/raid/table.ts has who is there now). */
   disks: string[];
   diskSizeBytes: number;
   sizeBytes: number;

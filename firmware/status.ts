@@ -2,7 +2,7 @@
 // Plain JSON-able data: the management API sends it as it is.
 import type { MemberStatus, RaidGroupState, RaidLevel } from './drive';
 import type { TaskStats } from './kernel/kernel';
-import type { PairStatus } from './pairs';
+import type { PairStatus } from './pairs/manager';
 
 export interface DriveStatus {
   name: string;
@@ -46,7 +46,7 @@ export interface DkcStatus {
   spares: DriveStatus[];
   volumes: VolumeStatus[];
   luns: { port: string; lun: number; ldev: number }[];
-  /** Volume pairs (firmware/pairs.ts): state, copy progress, split areas. */
+  /** Volume pairs (firmware/pairs/manager.ts): state, copy progress, split areas. */
   pairs: PairStatus[];
   tasks: TaskStats[];
   /** Virtual or real clock time of the DKC's kernel, ms. */

@@ -11,7 +11,7 @@
 #   build        npx tsc -p .            (a type error is 1 failure and stops the run)
 #   unit         mocha over dist/test/**/*.test.js (spec output; counts through
 #                scripts/mocha-counts-reporter.cjs; pending tests count as skipped)
-#   system       starts the product: node dist/emulator/cli.js start --config configs/test.yaml
+#   system       starts the product: node dist/emulator/cli/dkc.js start --config configs/test.yaml
 #                --listen 127.0.0.1:<free port> --data-dir <tmp>, waits until it listens, then
 #     auth         discovery and CHAP logins with libiscsi (iscsi-ls, iscsi-inq): refused without
 #                  or with a wrong secret, accepted with the right one, mutual CHAP
@@ -279,8 +279,8 @@ start_product() {
   local t=$SECONDS i
   PORT="$(free_port)" || { part "product start" 0 1 0 "no free port"; return 1; }
   DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dkc-test-data.XXXXXX")"
-  say "system: node dist/emulator/cli.js start --config $CONFIG --listen 127.0.0.1:$PORT --data-dir $DATA_DIR"
-  node dist/emulator/cli.js start --config "$CONFIG" --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" \
+  say "system: node dist/emulator/cli/dkc.js start --config $CONFIG --listen 127.0.0.1:$PORT --data-dir $DATA_DIR"
+  node dist/emulator/cli/dkc.js start --config "$CONFIG" --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" \
     < /dev/null > "$LOGDIR/product.log" 2>&1 &
   PRODUCT_PID=$!
   for i in $(seq 300); do     # up to 30 s

@@ -12,7 +12,7 @@ import {
 import { prConflict } from './pr';
 import { readField } from './cdb';
 import { MediumError, WriteProtectedError } from '../../firmware/volume';
-import type { PairControl } from '../../firmware/pair-control';
+import type { PairControl } from '../../firmware/pairs/control';
 
 export type Dir = 'none' | 'in' | 'out';
 

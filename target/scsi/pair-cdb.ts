@@ -3,7 +3,7 @@
 // block address and block count), PAIR CREATE, PAIR DELETE, PAIR STATUS, and the Pair Information
 // VPD page (seed 002 step 43). Encoders for the initiator side (the dkc CLI, tests) and the
 // target side's data; decoders of what the target sends back. Pure: bytes in, bytes out.
-import type { PairState } from '../../firmware/pair-table';
+import type { PairState } from '../../firmware/pairs/table';
 
 /** Opcodes in the vendor-specific range C0h-DFh (SPC-4 4.3.5.1); every CDB is 12 bytes. */
 export const PairOp = Object.freeze({ SPLIT_RESYNC: 0xc0, CREATE: 0xc1, DELETE: 0xc2, STATUS: 0xc3 });

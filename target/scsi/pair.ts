@@ -1,7 +1,7 @@
 // The vendor pair commands (docs/pairs.md, layouts in pair-cdb.ts): decode and check the CDB and
 // the parameter list, name the volume (the addressed data LU's, or an LDEV a command device names
 // that this target maps), ask the firmware's PairControl, and turn its typed errors into sense.
-// Nothing here knows bitmaps or copies: that is firmware/pairs.ts.
+// Nothing here knows bitmaps or copies: that is firmware/pairs/manager.ts.
 import type { Ctx, OpRow } from './dispatch';
 import type { LogicalUnit } from './lu';
 import { CheckCondition, FieldPointer, Sense, invalidCdbField, invalidParamField } from './sense';
@@ -12,7 +12,7 @@ import {
 import {
   PAIR_NAME_RE, PairControl, PairExistsError, PairGroupError, PairNotFoundError, PairRangeError, PairStateError,
   PairStatus, PairVolumeError,
-} from '../../firmware/pair-control';
+} from '../../firmware/pairs/control';
 
 const LDEV_FIELD: FieldPointer = { cdb: true, byte: 4 };
 const SECONDARY_FIELD: FieldPointer = { cdb: true, byte: 2 };

@@ -15,7 +15,7 @@ import { TargetInfo, dispatch } from './dispatch';
 import type { OpTable } from './dispatch';
 import { diskOpcodes } from './disk';
 import { controllerOpcodes } from './controller';
-import type { PairControl } from '../../firmware/pair-control';
+import type { PairControl } from '../../firmware/pairs/control';
 
 export interface ScsiTargetOptions {
   /** Target IQN. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { AllocationMap, PAGE_BITS } from '../../firmware/allocation-map';
-import { tmpDirs } from '../emulator/helpers';
+import { tmpDirs } from '../helpers/common';
 
 const ID = { serial: 1, ldev: 2, blockSize: 512, blockCount: 3 * PAGE_BITS - 100 };
 

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { BitmapStore, type BitmapGeometry } from '../../firmware/bitmap-store';
-import { tmpDirs } from '../emulator/helpers';
+import { tmpDirs } from '../helpers/common';
 
 const GEO: BitmapGeometry = { volumeBlocks: 1000, blocksPerBit: 64 }; // 16 bits, one 32-bit word
 

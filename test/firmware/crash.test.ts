@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import type { EmulatedBays } from '../../emulator/bays';
-import { openDkc } from '../../emulator/build';
-import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
+import type { EmulatedBays } from '../../emulator/hardware/bays';
+import { openDkc } from '../../emulator/rack/build';
+import { pattern, silentLog, tmpDirs } from '../helpers/common';
 import { CRASH_VOLUMES, crashConfig, generation, PARITY_ROW_BYTES, SLOT_BLOCKS, slotMap, SlotVolume } from './fixtures/crash-plan';
 
 const CHILD = path.join(__dirname, 'fixtures', 'crash-writer.js');

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { Dkc } from '../../firmware/dkc';
 import { Ram } from '../../firmware/ram';
-import { openDkc } from '../../emulator/build';
-import { parseConfig } from '../../emulator/config';
-import { silentLog, tmpDirs } from '../emulator/helpers';
+import { openDkc } from '../../emulator/rack/build';
+import { parseConfig } from '../../emulator/rack/config';
+import { silentLog, tmpDirs } from '../helpers/common';
 
 const YAML = `
 dkcs:

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { PAGE_BITS } from '../../firmware/allocation-map';
 import type { Dkc } from '../../firmware/dkc';
-import { openDkc } from '../../emulator/build';
-import { parseConfig } from '../../emulator/config';
-import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
+import { openDkc } from '../../emulator/rack/build';
+import { parseConfig } from '../../emulator/rack/config';
+import { pattern, silentLog, tmpDirs } from '../helpers/common';
 
 // A RAID 0 group with small stripes under a volume spanning three map pages: requests cross
 // stripes, disks and map pages. 512-byte blocks.

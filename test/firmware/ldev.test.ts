@@ -5,10 +5,10 @@ import { PAGE_BITS } from '../../firmware/allocation-map';
 import type { Dkc } from '../../firmware/dkc';
 import { ldevNaa, ldevSerial } from '../../firmware/identity';
 import { MediumError } from '../../firmware/volume';
-import type { EmulatedBays } from '../../emulator/bays';
-import { openDkc } from '../../emulator/build';
-import { DkcConfig, parseConfig } from '../../emulator/config';
-import { pattern, silentLog, tmpDirs } from '../emulator/helpers';
+import type { EmulatedBays } from '../../emulator/hardware/bays';
+import { openDkc } from '../../emulator/rack/build';
+import { DkcConfig, parseConfig } from '../../emulator/rack/config';
+import { pattern, silentLog, tmpDirs } from '../helpers/common';
 
 const YAML = `
 dkcs:

@@ -4,10 +4,10 @@ import { performance } from 'node:perf_hooks';
 import * as vm from 'node:vm';
 import type { Dkc } from '../../firmware/dkc';
 import { Clock, RealClock, VirtualClock } from '../../firmware/kernel/clock';
-import type { EmulatedBays } from '../../emulator/bays';
-import { openDkc } from '../../emulator/build';
-import { parseConfig } from '../../emulator/config';
-import { pattern, prng, silentLog, tmpDirs } from '../emulator/helpers';
+import type { EmulatedBays } from '../../emulator/hardware/bays';
+import { openDkc } from '../../emulator/rack/build';
+import { parseConfig } from '../../emulator/rack/config';
+import { pattern, prng, silentLog, tmpDirs } from '../helpers/common';
 
 // STYLE.md: firmware/ and emulator/ read time and randomness only through the kernel. The static
 // scan (no-clock.test.ts) reads the sources; this test watches a running DKC: every host source
@@ -20,7 +20,7 @@ const DIST = path.resolve(__dirname, '..', '..');
 /** Files allowed to touch the host, each for its reason (as in no-clock.test.ts). */
 const EXEMPT = new Set([
   path.join('firmware', 'kernel', 'clock.js'), // the kernel's clock: the one door to real time
-  path.join('emulator', 'mgmt.js'), // the management API token is a credential
+  path.join('emulator', 'rack', 'mgmt.js'), // the management API token is a credential
 ]);
 const GUARDED_DIRS = ['firmware', 'emulator'];
 /** Deep enough to get past node's own frames to the caller. */
@@ -198,16 +198,16 @@ describe('firmware and emulator take no time or randomness from the host (dynami
         `    at Context.<anonymous> (${path.join(DIST, 'test', 'x.test.js')}:1:1)`,
       ].join('\n');
       assert.equal(callerFile(stack), path.join(DIST, 'firmware', 'raid-table.js'));
-      assert.equal(callerFile(`Error\n    at ${path.join(DIST, 'emulator', 'disk.js')}:3:4`), path.join(DIST, 'emulator', 'disk.js'));
+      assert.equal(callerFile(`Error\n    at ${path.join(DIST, 'emulator', 'hardware', 'disk.js')}:3:4`), path.join(DIST, 'emulator', 'hardware', 'disk.js'));
       assert.equal(callerFile('Error\n    at node:internal/main:1:1'), undefined);
     });
 
     it('classifies firmware and emulator callers as forbidden, the clock, mgmt and the rest as allowed', () => {
       assert.equal(classify(path.join(DIST, 'firmware', 'correction-copy.js')), 'forbidden');
       assert.equal(classify(path.join(DIST, 'firmware', 'kernel', 'kernel.js')), 'forbidden');
-      assert.equal(classify(path.join(DIST, 'emulator', 'timing.js')), 'forbidden');
+      assert.equal(classify(path.join(DIST, 'emulator', 'hardware', 'timing.js')), 'forbidden');
       assert.equal(classify(path.join(DIST, 'firmware', 'kernel', 'clock.js')), 'allowed');
-      assert.equal(classify(path.join(DIST, 'emulator', 'mgmt.js')), 'allowed');
+      assert.equal(classify(path.join(DIST, 'emulator', 'rack', 'mgmt.js')), 'allowed');
       assert.equal(classify(path.join(DIST, 'test', 'firmware', 'dkc.test.js')), 'allowed');
       assert.equal(classify(path.join(DIST, '..', 'node_modules', 'mocha', 'lib', 'runner.js')), 'allowed');
       assert.equal(classify(undefined), 'allowed');

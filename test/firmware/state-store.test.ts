@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DirStateStore } from '../../firmware/state-store';
-import { tmpDirs } from '../emulator/helpers';
+import { tmpDirs } from '../helpers/common';
 
 describe('StateStore (per-LU documents)', () => {
   const tmp = tmpDirs();

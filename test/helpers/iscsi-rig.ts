@@ -5,7 +5,7 @@ import { IscsiServer } from '../../target/iscsi/server';
 import { IscsiServerOptions, TargetDefinition } from '../../target/iscsi/types';
 import { ScsiTarget } from '../../target/scsi/target';
 import { LuDefinition } from '../../target/scsi/types';
-import { IscsiInitiator, InitiatorOptions, LoginOptions } from '../../target/iscsi/initiator';
+import { IscsiInitiator, InitiatorOptions, LoginOptions } from '../../target/iscsi/initiator/initiator';
 import { MemoryStateStore, MemoryVolume } from './memory-volume';
 
 export const IQN = {
